@@ -1,0 +1,917 @@
+//! A bump arena over memory the caller supplies.
+//!
+//! Workflow engines build many short-lived values per batch (task states,
+//! scratch slices, names) and throw them all away together. A bump arena
+//! makes each allocation a subtraction and a compare, and the throw-away a
+//! single store, instead of a `malloc`/`free` pair per value.
+//!
+//! [`Arena`] works over a `&mut [MaybeUninit<u8>]`: a stack array, a slice of a
+//! heap buffer, or a `&'static mut` buffer carved out of a `static` on a
+//! microcontroller. It never allocates and never panics on bad input: every
+//! failure is an [`ArenaError`] that says what was asked and what remained.
+//!
+//! # How it differs from `bumpalo`
+//!
+//! - **One region, no chunk chain.** The bump pointer and the region's floor
+//!   live in the arena itself, so the fast path reads two fields of `self`
+//!   rather than following a pointer to a chunk footer. When the region is
+//!   full, allocation fails with [`ArenaError::Exhausted`]; it does not grow.
+//! - **Values are dropped.** A value whose type needs `Drop` is dropped exactly
+//!   once: on [`reset`](Arena::reset), on [`rewind`](Arena::rewind) past it,
+//!   at the end of the [`scope`](Arena::scope) it was allocated in, or when the
+//!   arena is dropped. The bookkeeping is a small record allocated in the
+//!   arena beside the value; for types without drop glue it is compiled out
+//!   (`core::mem::needs_drop` is a constant), so `Copy` data costs nothing.
+//! - **Checkpoints and scopes** free everything allocated since a point.
+//!
+//! # Soundness: why `alloc` asks for `T: 'a`
+//!
+//! Dropping values later is only sound if everything they borrow is still
+//! alive then. `Arena<'a>` is *invariant* in `'a` and has a `Drop` impl, so the
+//! borrow checker keeps `'a` alive until the arena is gone; `alloc` accepts
+//! only `T: 'a`, so every value the arena will drop outlives the arena. Types
+//! without drop glue never need that guarantee, so the `Copy` entry points
+//! ([`alloc_copy`](Arena::alloc_copy), [`alloc_slice_copy`](Arena::alloc_slice_copy),
+//! [`alloc_str`](Arena::alloc_str)) do not ask for it: use them to build
+//! structures that point into the arena itself.
+//!
+//! ```
+//! use core::mem::MaybeUninit;
+//! use knhk_core::arena::{Arena, ArenaError};
+//!
+//! #[derive(Clone, Copy)]
+//! struct Node<'n> {
+//!     value: u32,
+//!     next: Option<&'n Node<'n>>,
+//! }
+//!
+//! let mut buf = [MaybeUninit::<u8>::uninit(); 1024];
+//! let arena = Arena::new(&mut buf);
+//! let tail = arena.alloc_copy(Node { value: 2, next: None })?;
+//! let head = arena.alloc_copy(Node { value: 1, next: Some(tail) })?;
+//! assert_eq!(head.next.map(|n| n.value), Some(2));
+//! # Ok::<(), ArenaError>(())
+//! ```
+//!
+//! # Layout
+//!
+//! The arena bumps *downwards*, from the end of the buffer towards its start:
+//! rounding an address down to an alignment is a single mask, where rounding
+//! up needs an add as well. [`used`](Arena::used) counts bytes from the end.
+
+use core::alloc::Layout;
+use core::cell::Cell;
+use core::fmt;
+use core::marker::PhantomData;
+use core::mem::{self, MaybeUninit};
+use core::ptr::{self, NonNull};
+
+/// Why an arena operation failed.
+///
+/// Every variant carries the numbers needed to act on it: how much was asked,
+/// and how much there was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ArenaError {
+    /// The request fits the arena's capacity but not what remains now. A
+    /// [`reset`](Arena::reset) or [`rewind`](Arena::rewind) frees space.
+    Exhausted {
+        /// Bytes requested.
+        size: usize,
+        /// Alignment requested.
+        align: usize,
+        /// Free bytes left (before alignment padding).
+        remaining: usize,
+    },
+    /// The request can never fit: even an empty arena of this capacity has no
+    /// suitably aligned run of `size` bytes. Use a larger buffer.
+    TooLarge {
+        /// Bytes requested.
+        size: usize,
+        /// Alignment requested.
+        align: usize,
+        /// The arena's capacity in bytes.
+        capacity: usize,
+    },
+    /// `len` elements of `elem_size` bytes overflow `isize::MAX` bytes.
+    SizeOverflow {
+        /// Size of one element in bytes.
+        elem_size: usize,
+        /// Number of elements requested.
+        len: usize,
+    },
+    /// A [`scope`](Arena::scope) currently holds all of this arena's free
+    /// memory; allocate through the arena the scope's closure received.
+    ScopeActive,
+    /// [`rewind`](Arena::rewind) was given a checkpoint that lies beyond the
+    /// arena's current position, so there is nothing to free back to it.
+    CheckpointAhead {
+        /// Bytes in use when the checkpoint was taken.
+        checkpoint: usize,
+        /// Bytes in use now.
+        used: usize,
+    },
+    /// An owned arena was asked for a capacity of zero bytes.
+    ZeroCapacity,
+    /// An owned arena's buffer of `bytes` bytes could not be allocated.
+    OutOfMemory {
+        /// Capacity requested.
+        bytes: usize,
+    },
+    /// An owned arena was asked for more than `isize::MAX` bytes.
+    CapacityOverflow {
+        /// Capacity requested.
+        bytes: usize,
+    },
+    /// The thread's arena is no longer available because the thread is
+    /// shutting down (its thread-locals are being destroyed).
+    ThreadLocalDestroyed,
+}
+
+impl fmt::Display for ArenaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            ArenaError::Exhausted {
+                size,
+                align,
+                remaining,
+            } => write!(
+                f,
+                "arena exhausted: requested {size} bytes aligned to {align}, \
+                 but only {remaining} bytes remain; reset the arena or give it more capacity"
+            ),
+            ArenaError::TooLarge {
+                size,
+                align,
+                capacity,
+            } => write!(
+                f,
+                "request of {size} bytes aligned to {align} can never fit \
+                 in an arena of {capacity} bytes"
+            ),
+            ArenaError::SizeOverflow { elem_size, len } => write!(
+                f,
+                "{len} elements of {elem_size} bytes overflow the largest possible allocation"
+            ),
+            ArenaError::ScopeActive => f.write_str(
+                "a scope holds this arena's free memory; allocate through the scope's arena",
+            ),
+            ArenaError::CheckpointAhead { checkpoint, used } => write!(
+                f,
+                "cannot rewind to a checkpoint at {checkpoint} bytes: only {used} bytes are in use"
+            ),
+            ArenaError::ZeroCapacity => f.write_str("an arena needs a capacity of at least 1 byte"),
+            ArenaError::OutOfMemory { bytes } => {
+                write!(f, "could not allocate an arena buffer of {bytes} bytes")
+            }
+            ArenaError::CapacityOverflow { bytes } => write!(
+                f,
+                "arena capacity of {bytes} bytes exceeds the largest possible allocation"
+            ),
+            ArenaError::ThreadLocalDestroyed => {
+                f.write_str("the thread's arena was already destroyed (thread is exiting)")
+            }
+        }
+    }
+}
+
+impl core::error::Error for ArenaError {}
+
+/// A value the arena could not take, handed back with the reason.
+///
+/// Returned by [`Arena::alloc_or_return`], so that a caller can keep the value
+/// (put it on the heap, or retry after a reset) instead of losing it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Rejected<T> {
+    /// The value that was not allocated.
+    pub value: T,
+    /// Why it was not allocated.
+    pub error: ArenaError,
+}
+
+impl<T> Rejected<T> {
+    /// The value that was not allocated.
+    pub fn into_value(self) -> T {
+        self.value
+    }
+}
+
+impl<T> fmt::Display for Rejected<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl<T: fmt::Debug> core::error::Error for Rejected<T> {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+/// A position in an arena, taken by [`Arena::checkpoint`].
+///
+/// [`Arena::rewind`] frees (and drops) everything allocated after it. A
+/// checkpoint is only a position: rewinding to one that is stale, or that
+/// came from another arena, is never unsound; it frees back to that position
+/// if the arena has reached it and fails with
+/// [`ArenaError::CheckpointAhead`] otherwise. A value whose memory straddles
+/// the position (possible only with a stale checkpoint) is dropped, since
+/// part of it is freed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Checkpoint {
+    used: usize,
+}
+
+impl Checkpoint {
+    /// Bytes the arena had in use when the checkpoint was taken.
+    pub const fn used(self) -> usize {
+        self.used
+    }
+}
+
+/// Bookkeeping for one allocation that needs dropping, stored in the arena
+/// just below the value (the arena bumps downwards, so a record is always at
+/// a lower address than the value it drops, and newer records are lower
+/// still: the list from `Arena::drops` runs newest to oldest, lowest address
+/// to highest).
+struct DropRecord {
+    next: Option<NonNull<DropRecord>>,
+    data: *mut u8,
+    /// Number of initialised elements at `data`.
+    len: usize,
+    drop_fn: unsafe fn(*mut u8, usize),
+}
+
+/// Drops `len` values of type `T` starting at `data`.
+///
+/// # Safety
+/// `data` must point to `len` initialised, properly aligned values of `T`
+/// that nothing else will use or drop afterwards.
+unsafe fn drop_values<T>(data: *mut u8, len: usize) {
+    // SAFETY: guaranteed by the caller.
+    unsafe { ptr::drop_in_place(ptr::slice_from_raw_parts_mut(data.cast::<T>(), len)) }
+}
+
+/// A bump arena over a caller-supplied buffer.
+///
+/// Allocation takes `&self` and hands out references that borrow the arena,
+/// so many values can be alive at once; [`reset`](Arena::reset) takes
+/// `&mut self`, so no reference can outlive it.
+///
+/// ```
+/// use core::mem::MaybeUninit;
+/// use knhk_core::arena::Arena;
+///
+/// let mut buf = [MaybeUninit::<u8>::uninit(); 4096];
+/// let mut arena = Arena::new(&mut buf);
+/// for batch in 0..3_u64 {
+///     let mut total = 0;
+///     for task in 0..100_u64 {
+///         let state = arena.alloc([batch, task, 0, 0])?;
+///         state[2] = batch * task;
+///         total += state[2];
+///     }
+///     assert_eq!(total, batch * 4950);
+///     arena.reset(); // O(1): the next batch reuses the same memory
+/// }
+/// # Ok::<(), knhk_core::arena::ArenaError>(())
+/// ```
+///
+/// The arena is neither `Send` nor `Sync`: it may hold values of any type
+/// (including `!Send` ones such as `Rc`) and drops them where it is reset.
+pub struct Arena<'a> {
+    /// Next allocation ends at or below this address.
+    ptr: Cell<*mut u8>,
+    /// Lowest address available to allocate. Equal to `base` except while a
+    /// scope has borrowed the free space below `ptr`.
+    floor: Cell<*mut u8>,
+    /// First byte of the buffer.
+    base: *mut u8,
+    /// One past the last byte of the buffer.
+    end: *mut u8,
+    /// Newest allocation that needs dropping.
+    drops: Cell<Option<NonNull<DropRecord>>>,
+    /// Largest `used()` seen before the last decrease of the bump position.
+    high_water: Cell<usize>,
+    /// The arena holds the buffer's unique borrow for `'a` ...
+    _buffer: PhantomData<&'a mut [MaybeUninit<u8>]>,
+    /// ... and is invariant in `'a`, so `'a` cannot be shortened to let a
+    /// value with a shorter borrow in (see the module docs).
+    _invariant: PhantomData<fn(&'a ()) -> &'a ()>,
+}
+
+impl<'a> Arena<'a> {
+    /// An arena over `buffer`. Its capacity is the buffer's length; an empty
+    /// buffer gives an arena in which every non-zero-sized allocation fails
+    /// with [`ArenaError::TooLarge`].
+    ///
+    /// The buffer may have any alignment: each allocation is aligned on its
+    /// own.
+    pub const fn new(buffer: &'a mut [MaybeUninit<u8>]) -> Arena<'a> {
+        let len = buffer.len();
+        let base = buffer.as_mut_ptr().cast::<u8>();
+        // SAFETY: `buffer` is valid for reads and writes of `len` bytes for
+        // `'a` and we hold its unique borrow for `'a`.
+        unsafe { Arena::from_raw_parts(base, len) }
+    }
+
+    /// An arena over `len` bytes at `base`.
+    ///
+    /// This is how an owner of a buffer (a heap allocation, a memory-mapped
+    /// region) builds an arena without a Rust slice.
+    ///
+    /// # Safety
+    ///
+    /// `base` must be non-null and valid for reads and writes of `len`
+    /// bytes for `'a`, `len` must not exceed `isize::MAX`, and nothing else
+    /// may read or write those bytes while the arena or any reference it
+    /// handed out is alive.
+    pub const unsafe fn from_raw_parts(base: *mut u8, len: usize) -> Arena<'a> {
+        // SAFETY: `base..base + len` is one allocation (caller's contract).
+        let end = unsafe { base.add(len) };
+        Arena {
+            ptr: Cell::new(end),
+            floor: Cell::new(base),
+            base,
+            end,
+            drops: Cell::new(None),
+            high_water: Cell::new(0),
+            _buffer: PhantomData,
+            _invariant: PhantomData,
+        }
+    }
+
+    /// Total size of the buffer in bytes.
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.end.addr() - self.base.addr()
+    }
+
+    /// Bytes in use, counting alignment padding and drop records.
+    ///
+    /// While a [`scope`](Arena::scope) is active, this counts only the
+    /// allocations made before it; the scope's arena counts its own.
+    #[inline]
+    pub fn used(&self) -> usize {
+        self.end.addr() - self.ptr.get().addr()
+    }
+
+    /// Free bytes. A request for `n` bytes may still fail when fewer than
+    /// `n` plus the alignment padding remain. Zero while a scope is active.
+    #[inline]
+    pub fn remaining(&self) -> usize {
+        self.ptr.get().addr() - self.floor.get().addr()
+    }
+
+    /// The most bytes this arena has had in use at once since it was created,
+    /// including what its scopes used.
+    ///
+    /// Use it to size arenas: run a representative batch, then read it.
+    pub fn high_water(&self) -> usize {
+        self.high_water.get().max(self.used())
+    }
+
+    /// Moves `value` into the arena and returns a mutable reference to it.
+    ///
+    /// Zero-sized values take no space. A value whose type needs `Drop` is
+    /// dropped exactly once, when its memory is freed (see the module docs).
+    /// On failure the value is dropped; use
+    /// [`alloc_or_return`](Arena::alloc_or_return) to get it back.
+    ///
+    /// ```
+    /// # use core::mem::MaybeUninit;
+    /// # use knhk_core::arena::{Arena, ArenaError};
+    /// let mut buf = [MaybeUninit::<u8>::uninit(); 8];
+    /// let arena = Arena::new(&mut buf);
+    /// assert_eq!(*arena.alloc(7_u32)?, 7);
+    /// assert!(matches!(arena.alloc([0_u64; 2]), Err(ArenaError::TooLarge { size: 16, .. })));
+    /// # Ok::<(), ArenaError>(())
+    /// ```
+    #[inline(always)]
+    pub fn alloc<T: 'a>(&self, value: T) -> Result<&mut T, ArenaError> {
+        match self.alloc_or_return(value) {
+            Ok(slot) => Ok(slot),
+            Err(rejected) => Err(rejected.error),
+        }
+    }
+
+    /// Like [`alloc`](Arena::alloc), but hands the value back on failure.
+    ///
+    /// ```
+    /// # use core::mem::MaybeUninit;
+    /// # use knhk_core::arena::Arena;
+    /// let mut buf = [MaybeUninit::<u8>::uninit(); 4];
+    /// let arena = Arena::new(&mut buf);
+    /// let rejected = arena.alloc_or_return(u64::MAX).unwrap_err();
+    /// assert_eq!(rejected.into_value(), u64::MAX);
+    /// ```
+    #[inline(always)]
+    pub fn alloc_or_return<T: 'a>(&self, value: T) -> Result<&mut T, Rejected<T>> {
+        match self.reserve_value::<T>() {
+            Some(slot) => {
+                // SAFETY: `slot` is aligned, valid for a write of `T`, and no
+                // other reference covers it (it was free until now).
+                unsafe {
+                    slot.as_ptr().write(value);
+                    Ok(&mut *slot.as_ptr())
+                }
+            }
+            None => {
+                let error = self.failure(Layout::new::<T>());
+                Err(Rejected { value, error })
+            }
+        }
+    }
+
+    /// Allocates a value built by `make`.
+    ///
+    /// For types without drop glue the slot is reserved first and `make`'s
+    /// result written into it, which lets the compiler build large values in
+    /// place. If the arena is full, `make` is not called.
+    #[inline(always)]
+    pub fn alloc_with<T: 'a, F: FnOnce() -> T>(&self, make: F) -> Result<&mut T, ArenaError> {
+        if mem::needs_drop::<T>() {
+            // `make` may allocate in this arena itself; building the value
+            // first keeps the drop records in allocation order.
+            return self.alloc(make());
+        }
+        match self.reserve_value::<T>() {
+            Some(slot) => {
+                // SAFETY: as in `alloc_or_return`. If `make` panics the slot
+                // stays reserved and unused, which is harmless for a type
+                // without drop glue.
+                unsafe {
+                    slot.as_ptr().write(make());
+                    Ok(&mut *slot.as_ptr())
+                }
+            }
+            None => Err(self.failure(Layout::new::<T>())),
+        }
+    }
+
+    /// Copies a `Copy` value into the arena.
+    ///
+    /// Unlike [`alloc`](Arena::alloc) this does not require `T: 'a`, because
+    /// a `Copy` value is never dropped: use it for nodes that point to other
+    /// values in the same arena.
+    #[inline(always)]
+    pub fn alloc_copy<T: Copy>(&self, value: T) -> Result<&mut T, ArenaError> {
+        match self.bump_for::<T>() {
+            Some(slot) => {
+                // SAFETY: as in `alloc_or_return`.
+                unsafe {
+                    slot.as_ptr().write(value);
+                    Ok(&mut *slot.as_ptr())
+                }
+            }
+            None => Err(self.failure(Layout::new::<T>())),
+        }
+    }
+
+    /// Copies a slice into the arena.
+    ///
+    /// ```
+    /// # use core::mem::MaybeUninit;
+    /// # use knhk_core::arena::Arena;
+    /// let mut buf = [MaybeUninit::<u8>::uninit(); 64];
+    /// let arena = Arena::new(&mut buf);
+    /// let ids = arena.alloc_slice_copy(&[3_u32, 1, 4])?;
+    /// ids.sort();
+    /// assert_eq!(ids, &[1, 3, 4]);
+    /// # Ok::<(), knhk_core::arena::ArenaError>(())
+    /// ```
+    #[inline]
+    pub fn alloc_slice_copy<T: Copy>(&self, src: &[T]) -> Result<&mut [T], ArenaError> {
+        let layout = Layout::for_value(src);
+        let data = self.alloc_layout(layout)?.cast::<T>();
+        // SAFETY: `data` is aligned for `T` and valid for `src.len()` values;
+        // fresh arena memory cannot overlap `src`, which the caller borrows.
+        unsafe {
+            ptr::copy_nonoverlapping(src.as_ptr(), data.as_ptr(), src.len());
+            Ok(&mut *ptr::slice_from_raw_parts_mut(
+                data.as_ptr(),
+                src.len(),
+            ))
+        }
+    }
+
+    /// Copies a string into the arena.
+    ///
+    /// ```
+    /// # use core::mem::MaybeUninit;
+    /// # use knhk_core::arena::Arena;
+    /// let mut buf = [MaybeUninit::<u8>::uninit(); 64];
+    /// let arena = Arena::new(&mut buf);
+    /// let name = arena.alloc_str("approve-order")?;
+    /// name.make_ascii_uppercase();
+    /// assert_eq!(name, "APPROVE-ORDER");
+    /// # Ok::<(), knhk_core::arena::ArenaError>(())
+    /// ```
+    #[inline]
+    pub fn alloc_str(&self, src: &str) -> Result<&mut str, ArenaError> {
+        let bytes = self.alloc_slice_copy(src.as_bytes())?;
+        // SAFETY: the bytes are a copy of a `str`, so they are UTF-8.
+        Ok(unsafe { core::str::from_utf8_unchecked_mut(bytes) })
+    }
+
+    /// Allocates a slice of `len` values, the `i`-th being `fill(i)`.
+    ///
+    /// If `fill` panics, the values already built are dropped with the
+    /// arena's other values (nothing leaks, nothing is dropped twice).
+    ///
+    /// ```
+    /// # use core::mem::MaybeUninit;
+    /// # use knhk_core::arena::Arena;
+    /// let mut buf = [MaybeUninit::<u8>::uninit(); 128];
+    /// let arena = Arena::new(&mut buf);
+    /// let squares = arena.alloc_slice_fill_with(5, |i| (i * i) as u16)?;
+    /// assert_eq!(squares, &[0, 1, 4, 9, 16]);
+    /// # Ok::<(), knhk_core::arena::ArenaError>(())
+    /// ```
+    pub fn alloc_slice_fill_with<T: 'a, F: FnMut(usize) -> T>(
+        &self,
+        len: usize,
+        mut fill: F,
+    ) -> Result<&mut [T], ArenaError> {
+        let layout = Layout::array::<T>(len).map_err(|_| ArenaError::SizeOverflow {
+            elem_size: mem::size_of::<T>(),
+            len,
+        })?;
+        if !mem::needs_drop::<T>() {
+            let data = self.alloc_layout(layout)?.cast::<T>();
+            for i in 0..len {
+                // SAFETY: `i < len` and `data` has room for `len` values.
+                unsafe { data.as_ptr().add(i).write(fill(i)) };
+            }
+            // SAFETY: all `len` values were just initialised.
+            return Ok(unsafe { &mut *ptr::slice_from_raw_parts_mut(data.as_ptr(), len) });
+        }
+        let (data, record) = self
+            .reserve_with_record::<T>(layout, 0)
+            .ok_or_else(|| self.failure(layout))?;
+        for i in 0..len {
+            let value = fill(i);
+            // SAFETY: `i < len`; then the record counts the new value, so a
+            // panic in a later `fill` drops exactly the values built so far.
+            // The record is not moved or freed while `&self` is borrowed.
+            unsafe {
+                data.as_ptr().add(i).write(value);
+                (*record.as_ptr()).len = i + 1;
+            }
+        }
+        // SAFETY: all `len` values were just initialised.
+        Ok(unsafe { &mut *ptr::slice_from_raw_parts_mut(data.as_ptr(), len) })
+    }
+
+    /// Allocates raw memory for `layout` and returns its start.
+    ///
+    /// The memory is uninitialised and is never dropped: write to it through
+    /// raw pointers. A zero-sized layout takes no space and returns a
+    /// dangling pointer aligned to `layout.align()`.
+    #[inline]
+    pub fn alloc_layout(&self, layout: Layout) -> Result<NonNull<u8>, ArenaError> {
+        if layout.size() == 0 {
+            return Ok(dangling(layout.align()));
+        }
+        match self.bump(layout.size(), layout.align()) {
+            Some(p) => Ok(p),
+            None => Err(self.failure(layout)),
+        }
+    }
+
+    /// The arena's current position, for [`rewind`](Arena::rewind).
+    #[inline]
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint { used: self.used() }
+    }
+
+    /// Frees everything allocated after `checkpoint`, dropping the values
+    /// that need it (newest first).
+    ///
+    /// ```
+    /// # use core::mem::MaybeUninit;
+    /// # use knhk_core::arena::Arena;
+    /// let mut buf = [MaybeUninit::<u8>::uninit(); 256];
+    /// let mut arena = Arena::new(&mut buf);
+    /// arena.alloc(1_u64)?;
+    /// let mark = arena.checkpoint();
+    /// arena.alloc_str("scratch")?;
+    /// arena.rewind(mark)?;
+    /// assert_eq!(arena.used(), mark.used());
+    /// # Ok::<(), knhk_core::arena::ArenaError>(())
+    /// ```
+    pub fn rewind(&mut self, checkpoint: Checkpoint) -> Result<(), ArenaError> {
+        let used = self.used();
+        if checkpoint.used > used {
+            return Err(ArenaError::CheckpointAhead {
+                checkpoint: checkpoint.used,
+                used,
+            });
+        }
+        let target = self.end.addr() - checkpoint.used;
+        self.note_high_water();
+        self.drop_below(target);
+        self.ptr.set(self.end.with_addr(target));
+        Ok(())
+    }
+
+    /// Frees every allocation, dropping the values that need it (newest
+    /// first). O(1) when nothing needs dropping.
+    #[inline]
+    pub fn reset(&mut self) {
+        // SAFETY: `&mut self` proves that no reference into the arena is alive.
+        unsafe { self.reset_unchecked() }
+    }
+
+    /// [`reset`](Arena::reset) through a shared reference.
+    ///
+    /// For wrappers that track outstanding allocations themselves (knhk-std's
+    /// `ArenaAllocator` counts its guards) and so can prove what the borrow
+    /// checker cannot.
+    ///
+    /// # Safety
+    ///
+    /// No reference or pointer into memory this arena handed out may be used
+    /// afterwards, and no scope of this arena may be active.
+    pub unsafe fn reset_unchecked(&self) {
+        self.note_high_water();
+        self.drop_below(usize::MAX);
+        self.ptr.set(self.end);
+    }
+
+    /// Runs `f` with an arena over this arena's free memory, then frees
+    /// everything `f` allocated there, dropping what needs it.
+    ///
+    /// References allocated before the scope stay usable inside it and after
+    /// it. The scope's arena is only lent to `f`, so no reference into it can
+    /// escape. While the scope runs, this arena has no free memory of its own
+    /// and its allocations fail with [`ArenaError::ScopeActive`]. Scopes nest.
+    ///
+    /// ```
+    /// # use core::mem::MaybeUninit;
+    /// # use knhk_core::arena::Arena;
+    /// let mut buf = [MaybeUninit::<u8>::uninit(); 1024];
+    /// let arena = Arena::new(&mut buf);
+    /// let config = arena.alloc_str("retries=3")?;
+    /// let before = arena.used();
+    /// let total = arena.scope(|scratch| -> Result<u64, knhk_core::arena::ArenaError> {
+    ///     let squares = scratch.alloc_slice_fill_with(10, |i| (i * i) as u64)?;
+    ///     Ok(squares.iter().sum())
+    /// })?;
+    /// assert_eq!(total, 285);
+    /// assert_eq!(arena.used(), before); // the scratch space is free again
+    /// assert_eq!(config, "retries=3");  // and earlier values are untouched
+    /// # Ok::<(), knhk_core::arena::ArenaError>(())
+    /// ```
+    pub fn scope<R, F>(&self, f: F) -> R
+    where
+        F: FnOnce(&Arena<'a>) -> R,
+    {
+        let lent_floor = self.floor.get();
+        let lent_top = self.ptr.get();
+        let scope = ScopeGuard {
+            parent: self,
+            lent_floor,
+            used_before: self.used(),
+            // SAFETY: `lent_floor..lent_top` is free memory of this arena's
+            // buffer, valid for `'a`. Raising `floor` to `lent_top` below
+            // takes it out of this arena until the guard gives it back, so the
+            // child is its only user.
+            child: unsafe {
+                Arena::from_raw_parts(lent_floor, lent_top.addr() - lent_floor.addr())
+            },
+        };
+        self.floor.set(lent_top);
+        f(&scope.child)
+    }
+
+    /// Records the current use before the bump position moves up.
+    #[inline]
+    fn note_high_water(&self) {
+        let used = self.used();
+        if used > self.high_water.get() {
+            self.high_water.set(used);
+        }
+    }
+
+    /// Drops every recorded value whose record lies below address `mark`,
+    /// newest first.
+    #[inline]
+    fn drop_below(&self, mark: usize) {
+        while let Some(record) = self.drops.get() {
+            if record.as_ptr().addr() >= mark {
+                break;
+            }
+            // SAFETY: records in the list are initialised and stay valid until
+            // unlinked; we unlink this one before running user code, so a
+            // panicking `Drop` leaves a list that never names it again.
+            unsafe {
+                let DropRecord {
+                    next,
+                    data,
+                    len,
+                    drop_fn,
+                } = record.as_ptr().read();
+                self.drops.set(next);
+                drop_fn(data, len);
+            }
+        }
+    }
+
+    /// The fast path: `size` bytes aligned to `align` below the bump pointer.
+    #[inline(always)]
+    fn bump(&self, size: usize, align: usize) -> Option<NonNull<u8>> {
+        debug_assert!(align.is_power_of_two());
+        let ptr = self.ptr.get();
+        let start = ptr.addr().checked_sub(size)? & !(align - 1);
+        if start < self.floor.get().addr() {
+            return None;
+        }
+        let new = ptr.with_addr(start);
+        self.ptr.set(new);
+        // SAFETY: `start >= floor >= base`, and `base` is non-null.
+        Some(unsafe { NonNull::new_unchecked(new) })
+    }
+
+    /// Memory for one `T`, ignoring drop bookkeeping.
+    #[inline(always)]
+    fn bump_for<T>(&self) -> Option<NonNull<T>> {
+        if mem::size_of::<T>() == 0 {
+            return Some(NonNull::dangling());
+        }
+        self.bump(mem::size_of::<T>(), mem::align_of::<T>())
+            .map(NonNull::cast)
+    }
+
+    /// Memory for one `T`, with a drop record when `T` needs one.
+    #[inline(always)]
+    fn reserve_value<T>(&self) -> Option<NonNull<T>> {
+        if !mem::needs_drop::<T>() {
+            return self.bump_for::<T>();
+        }
+        self.reserve_with_record::<T>(Layout::new::<T>(), 1)
+            .map(|(data, _)| data)
+    }
+
+    /// Memory for `layout` (an array of `T`) plus a linked drop record that
+    /// will drop `len` values. Either both are reserved or neither is.
+    fn reserve_with_record<T>(
+        &self,
+        layout: Layout,
+        len: usize,
+    ) -> Option<(NonNull<T>, NonNull<DropRecord>)> {
+        let saved = self.ptr.get();
+        let data = if layout.size() == 0 {
+            NonNull::dangling()
+        } else {
+            self.bump(layout.size(), layout.align())?.cast::<T>()
+        };
+        let Some(record) = self.bump_for::<DropRecord>() else {
+            self.ptr.set(saved);
+            return None;
+        };
+        // SAFETY: `record` is fresh, aligned memory for a `DropRecord`.
+        unsafe {
+            record.as_ptr().write(DropRecord {
+                next: self.drops.get(),
+                data: data.as_ptr().cast(),
+                len,
+                drop_fn: drop_values::<T>,
+            });
+        }
+        self.drops.set(Some(record));
+        Some((data, record))
+    }
+
+    /// Explains why `layout` could not be allocated. Off the fast path.
+    #[cold]
+    #[inline(never)]
+    fn failure(&self, layout: Layout) -> ArenaError {
+        let (size, align) = (layout.size(), layout.align());
+        if self.floor.get() != self.base {
+            return ArenaError::ScopeActive;
+        }
+        // Would it fit in the empty arena, with the drop record if any?
+        let fits_empty = self
+            .end
+            .addr()
+            .checked_sub(size)
+            .map(|start| start & !(align - 1))
+            .is_some_and(|start| start >= self.base.addr());
+        if fits_empty {
+            ArenaError::Exhausted {
+                size,
+                align,
+                remaining: self.remaining(),
+            }
+        } else {
+            ArenaError::TooLarge {
+                size,
+                align,
+                capacity: self.capacity(),
+            }
+        }
+    }
+}
+
+impl Drop for Arena<'_> {
+    fn drop(&mut self) {
+        self.drop_below(usize::MAX);
+    }
+}
+
+impl fmt::Debug for Arena<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Arena")
+            .field("capacity", &self.capacity())
+            .field("used", &self.used())
+            .field("remaining", &self.remaining())
+            .field("high_water", &self.high_water())
+            .finish()
+    }
+}
+
+/// Gives a scope's memory back to its parent arena, even if the scope's
+/// closure panics.
+struct ScopeGuard<'p, 'a> {
+    parent: &'p Arena<'a>,
+    lent_floor: *mut u8,
+    used_before: usize,
+    // Declared last: dropped (its values with it) after `drop` below has run.
+    child: Arena<'a>,
+}
+
+impl Drop for ScopeGuard<'_, '_> {
+    fn drop(&mut self) {
+        let peak = self.used_before + self.child.high_water();
+        if peak > self.parent.high_water.get() {
+            self.parent.high_water.set(peak);
+        }
+        // Nothing can use the parent until this guard is gone (the closure
+        // has returned or unwound), so handing the memory back before the
+        // child drops its values is unobservable.
+        self.parent.floor.set(self.lent_floor);
+    }
+}
+
+/// A non-null pointer aligned to `align`, for zero-sized allocations.
+#[inline(always)]
+fn dangling(align: usize) -> NonNull<u8> {
+    // SAFETY: an alignment is a power of two, so never zero.
+    unsafe { NonNull::new_unchecked(ptr::without_provenance_mut(align)) }
+}
+
+#[cfg(feature = "allocator-api2")]
+mod allocator_api2_impl {
+    use super::*;
+    use allocator_api2::alloc::{AllocError, Allocator};
+
+    // SAFETY: blocks come from `alloc_layout`, so they are fresh, aligned and
+    // of the requested size. They stay valid while `&Arena` is borrowed, since
+    // freeing them (`reset`, `rewind`) needs `&mut Arena`, and a scope's arena
+    // is only lent for the scope. `deallocate` only ever moves the bump
+    // pointer up over the block being freed, which the caller gives up.
+    unsafe impl Allocator for &Arena<'_> {
+        #[inline]
+        fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+            let data = self.alloc_layout(layout).map_err(|_| AllocError)?;
+            Ok(NonNull::slice_from_raw_parts(data, layout.size()))
+        }
+
+        #[inline]
+        unsafe fn deallocate(&self, block: NonNull<u8>, layout: Layout) {
+            // Reclaim the block if it is the newest allocation; otherwise its
+            // memory comes back at the next reset, rewind or scope end.
+            if layout.size() != 0 && block.as_ptr() == self.ptr.get() {
+                self.note_high_water();
+                // SAFETY: the block lies within the buffer (it was allocated
+                // here), so its end is too.
+                self.ptr.set(unsafe { block.as_ptr().add(layout.size()) });
+            }
+        }
+
+        #[inline]
+        unsafe fn shrink(
+            &self,
+            block: NonNull<u8>,
+            old: Layout,
+            new: Layout,
+        ) -> Result<NonNull<[u8]>, AllocError> {
+            if block.as_ptr().addr() % new.align() == 0 {
+                // The front of the block already satisfies the new layout.
+                return Ok(NonNull::slice_from_raw_parts(block, new.size()));
+            }
+            let fresh = self.allocate(new)?;
+            // SAFETY: the new block is fresh, so it does not overlap the old
+            // one, and `new.size() <= old.size()` (the trait's contract).
+            unsafe {
+                ptr::copy_nonoverlapping(block.as_ptr(), fresh.cast().as_ptr(), new.size());
+                self.deallocate(block, old);
+            }
+            Ok(fresh)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,542 @@
+//! Arenas that own their buffer: [`Arena`] and the per-thread
+//! [`ArenaAllocator`].
+//!
+//! Both place the core arena ([`knhk_core::arena::Arena`]) over a heap buffer
+//! they allocate once; neither re-implements the bump logic.
+
+use core::fmt;
+use core::marker::PhantomData;
+use core::ops::{Deref, DerefMut};
+use core::ptr::NonNull;
+use std::alloc::{self, Layout};
+use std::cell::{Cell, OnceCell};
+
+use knhk_core::arena::{self as core_arena, ArenaError, Checkpoint};
+
+/// Capacity of [`ArenaAllocator::new`]: 1 MiB, the low end of the design
+/// document's "1-10 MB typical" and enough for a batch of a thousand 1 KiB
+/// task states.
+pub const DEFAULT_CAPACITY: usize = 1024 * 1024;
+
+/// Buffers start on a cache line, so that the first allocations of two
+/// arenas never share one.
+const BUFFER_ALIGN: usize = 64;
+
+/// A heap buffer that is freed when dropped.
+struct HeapBuffer {
+    ptr: NonNull<u8>,
+    layout: Layout,
+}
+
+impl HeapBuffer {
+    fn new(bytes: usize) -> Result<HeapBuffer, ArenaError> {
+        if bytes == 0 {
+            return Err(ArenaError::ZeroCapacity);
+        }
+        let layout = Layout::from_size_align(bytes, BUFFER_ALIGN)
+            .map_err(|_| ArenaError::CapacityOverflow { bytes })?;
+        // SAFETY: `layout` has a non-zero size.
+        let ptr = unsafe { alloc::alloc(layout) };
+        let ptr = NonNull::new(ptr).ok_or(ArenaError::OutOfMemory { bytes })?;
+        Ok(HeapBuffer { ptr, layout })
+    }
+
+    /// A core arena over the whole buffer.
+    ///
+    /// # Safety
+    /// The returned arena must be dropped before this buffer, and at most one
+    /// arena over the buffer may be alive at a time.
+    unsafe fn arena<'a>(&self) -> core_arena::Arena<'a> {
+        // SAFETY: the buffer is valid for `layout.size()` bytes until it is
+        // dropped, which the caller orders after the arena.
+        unsafe { core_arena::Arena::from_raw_parts(self.ptr.as_ptr(), self.layout.size()) }
+    }
+}
+
+impl Drop for HeapBuffer {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this same layout.
+        unsafe { alloc::dealloc(self.ptr.as_ptr(), self.layout) }
+    }
+}
+
+/// A bump arena that owns its heap buffer.
+///
+/// All of the core arena's methods are available through `Deref` (`alloc`,
+/// `alloc_slice_copy`, `alloc_str`, `scope`, `checkpoint`, `used`, ...), and
+/// the two that need exclusive access, [`reset`](Arena::reset) and
+/// [`rewind`](Arena::rewind), are forwarded here.
+///
+/// ```
+/// use knhk_std::memory::Arena;
+///
+/// let mut arena = Arena::with_capacity(64 * 1024)?;
+/// let name = arena.alloc_str("review")?;
+/// let retries = arena.alloc(3_u32)?;
+/// assert_eq!((&*name, *retries), ("review", 3));
+/// arena.reset();
+/// assert_eq!(arena.used(), 0);
+/// # Ok::<(), knhk_std::memory::ArenaError>(())
+/// ```
+///
+/// There is deliberately no `DerefMut` to the core arena: swapping two core
+/// arenas between their owners would leave each over the other's buffer.
+pub struct Arena<'a> {
+    // Declared first, so dropped (with its values) before the buffer.
+    inner: core_arena::Arena<'a>,
+    _buffer: HeapBuffer,
+}
+
+impl<'a> Arena<'a> {
+    /// An arena with a fresh heap buffer of `bytes` bytes.
+    ///
+    /// Fails with [`ArenaError::ZeroCapacity`] for 0,
+    /// [`ArenaError::CapacityOverflow`] beyond `isize::MAX`, and
+    /// [`ArenaError::OutOfMemory`] when the system refuses the buffer; it
+    /// never aborts the process.
+    pub fn with_capacity(bytes: usize) -> Result<Arena<'a>, ArenaError> {
+        let buffer = HeapBuffer::new(bytes)?;
+        // SAFETY: the arena is a field declared before the buffer, so it is
+        // dropped first, and it is the only arena over this buffer.
+        let inner = unsafe { buffer.arena() };
+        Ok(Arena {
+            inner,
+            _buffer: buffer,
+        })
+    }
+
+    /// Frees every allocation, dropping the values that need it.
+    /// See [`knhk_core::arena::Arena::reset`].
+    #[inline]
+    pub fn reset(&mut self) {
+        self.inner.reset();
+    }
+
+    /// Frees everything allocated after `checkpoint`.
+    /// See [`knhk_core::arena::Arena::rewind`].
+    pub fn rewind(&mut self, checkpoint: Checkpoint) -> Result<(), ArenaError> {
+        self.inner.rewind(checkpoint)
+    }
+}
+
+impl<'a> Deref for Arena<'a> {
+    type Target = core_arena::Arena<'a>;
+
+    #[inline(always)]
+    fn deref(&self) -> &core_arena::Arena<'a> {
+        &self.inner
+    }
+}
+
+impl fmt::Debug for Arena<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.inner, f)
+    }
+}
+
+/// Why [`ArenaAllocator::reset`] refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResetError {
+    /// Values handed out by the allocator are still alive; resetting would
+    /// pull their memory out from under them.
+    LiveAllocations {
+        /// How many [`ArenaBox`]es are still alive (or were leaked with
+        /// `mem::forget`).
+        live: usize,
+    },
+}
+
+impl fmt::Display for ResetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            ResetError::LiveAllocations { live } => write!(
+                f,
+                "cannot reset the arena: {live} value(s) it handed out are still alive; \
+                 drop them first (or use reset_mut if they were leaked)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ResetError {}
+
+/// A per-thread bump arena for batch processing, reset through `&self`.
+///
+/// Each allocation returns an [`ArenaBox`], which owns the value and counts
+/// as live until dropped. [`reset`](ArenaAllocator::reset) frees the whole
+/// arena in O(1) when no box is alive and refuses with
+/// [`ResetError::LiveAllocations`] otherwise, so no safe code can reach freed
+/// memory. The type is `!Sync` (one per thread); see
+/// [`with_thread_local`](ArenaAllocator::with_thread_local) for an arena
+/// per thread without passing one around.
+///
+/// ```
+/// use knhk_std::memory::ArenaAllocator;
+///
+/// struct TaskState { id: u64, retries: u32 }
+///
+/// let allocator = ArenaAllocator::with_capacity(1024 * 1024)?;
+/// for batch in 0..3_u64 {
+///     for id in 0..1000 {
+///         let mut state = allocator.alloc(TaskState { id, retries: 0 })?;
+///         state.retries += 1;
+///         assert_eq!(state.id, id);
+///     } // each state is dropped here
+///     allocator.reset()?; // reuse the same memory for the next batch
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct ArenaAllocator {
+    // Only raw `alloc_layout` is used on it: the boxes drop their values, so
+    // its own drop list stays empty and `'static` is never relied upon.
+    arena: core_arena::Arena<'static>,
+    live: Cell<usize>,
+    _buffer: HeapBuffer,
+}
+
+impl ArenaAllocator {
+    /// An allocator with [`DEFAULT_CAPACITY`] bytes (1 MiB).
+    pub fn new() -> Result<ArenaAllocator, ArenaError> {
+        ArenaAllocator::with_capacity(DEFAULT_CAPACITY)
+    }
+
+    /// An allocator with `bytes` bytes; fails as [`Arena::with_capacity`] does.
+    pub fn with_capacity(bytes: usize) -> Result<ArenaAllocator, ArenaError> {
+        let buffer = HeapBuffer::new(bytes)?;
+        // SAFETY: the arena field is declared before the buffer, so it is
+        // dropped first, and it is the only arena over this buffer.
+        let arena = unsafe { buffer.arena() };
+        Ok(ArenaAllocator {
+            arena,
+            live: Cell::new(0),
+            _buffer: buffer,
+        })
+    }
+
+    /// Moves `value` into the arena. The returned box owns it: dropping the
+    /// box drops the value (its memory comes back at the next reset).
+    #[inline(always)]
+    pub fn alloc<T>(&self, value: T) -> Result<ArenaBox<'_, T>, ArenaError> {
+        let slot = self.arena.alloc_layout(Layout::new::<T>())?.cast::<T>();
+        // SAFETY: `slot` is fresh, aligned memory for one `T`.
+        unsafe { slot.as_ptr().write(value) };
+        Ok(self.boxed(slot))
+    }
+
+    /// Copies a slice into the arena.
+    pub fn alloc_slice_copy<T: Copy>(&self, src: &[T]) -> Result<ArenaBox<'_, [T]>, ArenaError> {
+        let slice = self.copy_slice(src)?;
+        Ok(self.boxed(slice))
+    }
+
+    /// Copies a string into the arena.
+    pub fn alloc_str(&self, src: &str) -> Result<ArenaBox<'_, str>, ArenaError> {
+        let bytes = self.copy_slice(src.as_bytes())?;
+        // SAFETY: the bytes are a copy of a `str`, so they are UTF-8.
+        let text = unsafe { NonNull::new_unchecked(bytes.as_ptr() as *mut str) };
+        Ok(self.boxed(text))
+    }
+
+    fn copy_slice<T: Copy>(&self, src: &[T]) -> Result<NonNull<[T]>, ArenaError> {
+        let data = self.arena.alloc_layout(Layout::for_value(src))?.cast::<T>();
+        // SAFETY: `data` is fresh, aligned memory for `src.len()` values and
+        // cannot overlap `src`.
+        unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), data.as_ptr(), src.len()) };
+        Ok(NonNull::slice_from_raw_parts(data, src.len()))
+    }
+
+    #[inline(always)]
+    fn boxed<T: ?Sized>(&self, ptr: NonNull<T>) -> ArenaBox<'_, T> {
+        self.live.set(self.live.get() + 1);
+        ArenaBox {
+            ptr,
+            live: &self.live,
+            _owns: PhantomData,
+        }
+    }
+
+    /// Frees every allocation in O(1), if no [`ArenaBox`] is alive.
+    ///
+    /// Otherwise nothing is freed and the error says how many are.
+    pub fn reset(&self) -> Result<(), ResetError> {
+        match self.live.get() {
+            0 => {
+                // SAFETY: no box is alive, and boxes are the only handles to
+                // this arena's memory; the arena has no scopes (it is private).
+                unsafe { self.arena.reset_unchecked() };
+                Ok(())
+            }
+            live => Err(ResetError::LiveAllocations { live }),
+        }
+    }
+
+    /// Frees every allocation. `&mut self` proves no box is alive (they
+    /// borrow the allocator), so this also recovers from boxes leaked with
+    /// `mem::forget`, whose values are then never dropped.
+    pub fn reset_mut(&mut self) {
+        self.live.set(0);
+        self.arena.reset();
+    }
+
+    /// How many [`ArenaBox`]es are alive.
+    pub fn live(&self) -> usize {
+        self.live.get()
+    }
+
+    /// Total size of the buffer in bytes.
+    pub fn capacity(&self) -> usize {
+        self.arena.capacity()
+    }
+
+    /// Bytes in use, counting alignment padding.
+    pub fn used(&self) -> usize {
+        self.arena.used()
+    }
+
+    /// Free bytes.
+    pub fn remaining(&self) -> usize {
+        self.arena.remaining()
+    }
+
+    /// The most bytes in use at once since creation.
+    pub fn high_water(&self) -> usize {
+        self.arena.high_water()
+    }
+
+    /// Runs `f` with this thread's allocator, creating it on first use with
+    /// [`DEFAULT_CAPACITY`], and resets it afterwards if `f` left no box
+    /// alive (boxes cannot leave `f`, so this is the case unless they were
+    /// leaked, or this is a nested call).
+    ///
+    /// Fails if the buffer cannot be allocated or the thread is exiting.
+    ///
+    /// ```
+    /// use knhk_std::memory::ArenaAllocator;
+    ///
+    /// let total = ArenaAllocator::with_thread_local(|arena| {
+    ///     let a = arena.alloc(20_u64).unwrap();
+    ///     let b = arena.alloc(22_u64).unwrap();
+    ///     *a + *b
+    /// })?;
+    /// assert_eq!(total, 42);
+    /// # Ok::<(), knhk_std::memory::ArenaError>(())
+    /// ```
+    pub fn with_thread_local<R>(f: impl FnOnce(&ArenaAllocator) -> R) -> Result<R, ArenaError> {
+        thread_local! {
+            static THREAD_ARENA: OnceCell<ArenaAllocator> = const { OnceCell::new() };
+        }
+        THREAD_ARENA
+            .try_with(|cell| {
+                let arena = match cell.get() {
+                    Some(arena) => arena,
+                    None => {
+                        let _ = cell.set(ArenaAllocator::new()?);
+                        cell.get().ok_or(ArenaError::ThreadLocalDestroyed)?
+                    }
+                };
+                let result = f(arena);
+                // Refused while boxes live (a nested call's caller still
+                // holds some): then the outermost call resets.
+                let _ = arena.reset();
+                Ok(result)
+            })
+            .map_err(|_| ArenaError::ThreadLocalDestroyed)?
+    }
+}
+
+impl fmt::Debug for ArenaAllocator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ArenaAllocator")
+            .field("capacity", &self.capacity())
+            .field("used", &self.used())
+            .field("live", &self.live())
+            .finish()
+    }
+}
+
+/// A value in an [`ArenaAllocator`], owned like a `Box`.
+///
+/// Dropping it drops the value and lets the allocator reset once every box
+/// is gone.
+pub struct ArenaBox<'s, T: ?Sized> {
+    ptr: NonNull<T>,
+    live: &'s Cell<usize>,
+    _owns: PhantomData<T>,
+}
+
+impl<T> ArenaBox<'_, T> {
+    /// Moves the value out of the arena.
+    pub fn into_inner(this: ArenaBox<'_, T>) -> T {
+        // SAFETY: the box owns an initialised value; forgetting the box
+        // afterwards keeps it from being dropped twice.
+        let value = unsafe { this.ptr.as_ptr().read() };
+        this.live.set(this.live.get() - 1);
+        core::mem::forget(this);
+        value
+    }
+}
+
+impl<T: ?Sized> Deref for ArenaBox<'_, T> {
+    type Target = T;
+
+    #[inline(always)]
+    fn deref(&self) -> &T {
+        // SAFETY: the box owns an initialised value that lives until the box
+        // is dropped (the allocator cannot reset while the box is counted).
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl<T: ?Sized> DerefMut for ArenaBox<'_, T> {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as in `deref`, and `&mut self` makes the access unique.
+        unsafe { self.ptr.as_mut() }
+    }
+}
+
+impl<T: ?Sized> Drop for ArenaBox<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        /// Uncounts the box once its value is gone, even if the value's
+        /// `Drop` panics. Not before: a `Drop` that resets the allocator must
+        /// still see this box as alive.
+        struct Uncount<'c>(&'c Cell<usize>);
+        impl Drop for Uncount<'_> {
+            fn drop(&mut self) {
+                self.0.set(self.0.get() - 1);
+            }
+        }
+        let _uncount = Uncount(self.live);
+        // SAFETY: the box owns the value and is dropped once.
+        unsafe { core::ptr::drop_in_place(self.ptr.as_ptr()) }
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for ArenaBox<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl<T: ?Sized + fmt::Display> fmt::Display for ArenaBox<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&**self, f)
+    }
+}
+
+impl<T: ?Sized> AsRef<T> for ArenaBox<'_, T> {
+    fn as_ref(&self) -> &T {
+        self
+    }
+}
+
+impl<T: ?Sized> AsMut<T> for ArenaBox<'_, T> {
+    fn as_mut(&mut self) -> &mut T {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::rc::Rc;
+
+    #[test]
+    fn capacity_errors_are_typed() {
+        assert_eq!(
+            Arena::with_capacity(0).unwrap_err(),
+            ArenaError::ZeroCapacity
+        );
+        assert_eq!(
+            Arena::with_capacity(usize::MAX).unwrap_err(),
+            ArenaError::CapacityOverflow { bytes: usize::MAX }
+        );
+        assert_eq!(
+            ArenaAllocator::with_capacity(0).unwrap_err(),
+            ArenaError::ZeroCapacity
+        );
+    }
+
+    #[test]
+    fn owned_arena_drops_values_and_frees_its_buffer() {
+        let marker = Rc::new(());
+        {
+            let mut arena = Arena::with_capacity(4096).unwrap();
+            for _ in 0..10 {
+                arena.alloc(Rc::clone(&marker)).unwrap();
+            }
+            assert_eq!(Rc::strong_count(&marker), 11);
+            arena.reset();
+            assert_eq!(Rc::strong_count(&marker), 1);
+            arena.alloc(Rc::clone(&marker)).unwrap();
+        }
+        assert_eq!(Rc::strong_count(&marker), 1);
+    }
+
+    #[test]
+    fn reset_refuses_while_a_box_lives() {
+        let allocator = ArenaAllocator::with_capacity(1024).unwrap();
+        let a = allocator.alloc(1_u64).unwrap();
+        let b = allocator.alloc_str("held").unwrap();
+        assert_eq!(
+            allocator.reset(),
+            Err(ResetError::LiveAllocations { live: 2 })
+        );
+        assert_eq!(*a, 1);
+        drop(a);
+        assert_eq!(&*b, "held");
+        drop(b);
+        assert_eq!(allocator.reset(), Ok(()));
+        assert_eq!(allocator.used(), 0);
+    }
+
+    #[test]
+    fn boxes_drop_their_values() {
+        let marker = Rc::new(());
+        let allocator = ArenaAllocator::with_capacity(1024).unwrap();
+        let boxed = allocator.alloc(Rc::clone(&marker)).unwrap();
+        assert_eq!(Rc::strong_count(&marker), 2);
+        drop(boxed);
+        assert_eq!(Rc::strong_count(&marker), 1);
+        let boxed = allocator.alloc(Rc::clone(&marker)).unwrap();
+        let back = ArenaBox::into_inner(boxed);
+        assert_eq!(allocator.live(), 0);
+        assert_eq!(Rc::strong_count(&marker), 2);
+        drop(back);
+    }
+
+    #[test]
+    fn reset_mut_recovers_from_leaked_boxes() {
+        let mut allocator = ArenaAllocator::with_capacity(1024).unwrap();
+        core::mem::forget(allocator.alloc(5_u32).unwrap());
+        assert!(allocator.reset().is_err());
+        allocator.reset_mut();
+        assert_eq!(allocator.live(), 0);
+        assert_eq!(allocator.used(), 0);
+    }
+
+    #[test]
+    fn thread_local_arena_is_reset_after_each_use() {
+        let used_inside = ArenaAllocator::with_thread_local(|a| {
+            let _x = a.alloc([0_u8; 100]).unwrap();
+            a.used()
+        })
+        .unwrap();
+        assert!(used_inside >= 100);
+        let used_after = ArenaAllocator::with_thread_local(|a| a.used()).unwrap();
+        assert_eq!(used_after, 0);
+    }
+
+    #[test]
+    fn exhaustion_is_reported_not_panicked() {
+        let allocator = ArenaAllocator::with_capacity(16).unwrap();
+        let _a = allocator.alloc(1_u64).unwrap();
+        let _b = allocator.alloc(2_u64).unwrap();
+        assert!(matches!(
+            allocator.alloc(3_u64),
+            Err(ArenaError::Exhausted { size: 8, .. })
+        ));
+    }
+}
