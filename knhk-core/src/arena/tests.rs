@@ -12,8 +12,65 @@ impl Drop for Counted<'_> {
     }
 }
 
-fn buffer(len: usize) -> Vec<MaybeUninit<u8>> {
-    vec![MaybeUninit::uninit(); len]
+/// Test memory that starts on a word boundary (a `Vec<u8>` need not, and
+/// under Miri often does not), so a length that is a multiple of `WORD` is
+/// also the arena's capacity.
+struct Buffer {
+    words: Vec<MaybeUninit<usize>>,
+    len: usize,
+}
+
+fn buffer(len: usize) -> Buffer {
+    Buffer {
+        words: vec![MaybeUninit::uninit(); len.div_ceil(WORD)],
+        len,
+    }
+}
+
+impl core::ops::Deref for Buffer {
+    type Target = [MaybeUninit<u8>];
+    fn deref(&self) -> &[MaybeUninit<u8>] {
+        // SAFETY: `words` holds at least `len` bytes, any byte may be
+        // uninitialised, and `u8` has no alignment requirement.
+        unsafe { core::slice::from_raw_parts(self.words.as_ptr().cast(), self.len) }
+    }
+}
+
+impl core::ops::DerefMut for Buffer {
+    fn deref_mut(&mut self) -> &mut [MaybeUninit<u8>] {
+        // SAFETY: as in `deref`, through a unique borrow.
+        unsafe { core::slice::from_raw_parts_mut(self.words.as_mut_ptr().cast(), self.len) }
+    }
+}
+
+/// `len` bytes of `buf` that start and end on a word boundary.
+fn aligned_window(buf: &mut [MaybeUninit<u8>], len: usize) -> &mut [MaybeUninit<u8>] {
+    let skip = buf.as_ptr().align_offset(WORD);
+    &mut buf[skip..skip + len]
+}
+
+#[test]
+fn capacity_ends_at_the_last_word_boundary() {
+    let mut buf = buffer(64 + 2 * WORD);
+    let window = aligned_window(&mut buf, 64 + WORD);
+    assert_eq!(Arena::new(&mut window[..64]).capacity(), 64);
+    assert_eq!(Arena::new(&mut window[..64 + WORD - 1]).capacity(), 64);
+    // The start need not be aligned; only the end is rounded down.
+    assert_eq!(Arena::new(&mut window[1..64]).capacity(), 63);
+    assert_eq!(Arena::new(&mut window[1..WORD + 3]).capacity(), WORD - 1);
+    assert_eq!(Arena::new(&mut window[1..WORD - 1]).capacity(), 0);
+}
+
+#[test]
+fn small_values_take_a_word_and_stay_aligned() {
+    let mut buf = buffer(256);
+    let arena = Arena::new(&mut buf[3..]);
+    let a = arena.alloc(1_u8).unwrap();
+    assert_eq!(arena.used(), WORD);
+    let s = arena.alloc_str("abc").unwrap();
+    let b = arena.alloc(2_u64).unwrap();
+    assert_eq!((b as *const u64).addr() % core::mem::align_of::<u64>(), 0);
+    assert_eq!((*a, &*s, *b), (1, "abc", 2));
 }
 
 macro_rules! aligned_types {
@@ -27,9 +84,10 @@ macro_rules! aligned_types {
         /// Allocates one value of each alignment and checks where it landed.
         fn alloc_each_alignment(arena: &Arena<'_>) {
             $(
-                let v = arena.alloc($name(($align % 251) as u8)).unwrap();
-                assert_eq!((v as *const $name).addr() % $align, 0, "align {}", $align);
-                assert_eq!(v.0, ($align % 251) as u8);
+                let tag = ($align as usize).trailing_zeros() as u8;
+                let v = arena.alloc($name(tag)).unwrap();
+                assert!((v as *const $name).addr().is_multiple_of($align), "align {}", $align);
+                assert_eq!(v.0, tag);
             )*
         }
     };
@@ -135,25 +193,27 @@ fn zero_capacity_arena_reports_too_large() {
 
 #[test]
 fn exhaustion_reports_request_and_remaining_and_reset_recovers() {
-    let mut buf = buffer(64);
-    let mut arena = Arena::new(&mut buf);
+    let mut buf = buffer(64 + WORD);
+    let mut arena = Arena::new(aligned_window(&mut buf, 64));
     let mut n = 0;
-    while arena.alloc_copy([0_u8; 10]).is_ok() {
+    while arena.alloc_copy([0_u8; 20]).is_ok() {
         n += 1;
     }
-    assert_eq!(n, 6);
-    let err = arena.alloc_copy([0_u8; 10]).unwrap_err();
+    // 20 bytes round up to 24: two fit in 64 bytes, leaving 16.
+    assert_eq!(n, 2);
+    assert_eq!(arena.remaining(), 16);
+    let err = arena.alloc_copy([0_u8; 20]).unwrap_err();
     assert_eq!(
         err,
         ArenaError::Exhausted {
-            size: 10,
+            size: 20,
             align: 1,
-            remaining: 4
+            remaining: 16
         }
     );
     let text = err.to_string();
     assert!(
-        text.contains("10 bytes") && text.contains("4 bytes remain"),
+        text.contains("20 bytes") && text.contains("16 bytes remain"),
         "{text}"
     );
     arena.reset();
@@ -297,7 +357,7 @@ fn owned_heap_values_are_freed() {
             .unwrap();
     }
     arena.reset();
-    let boxed = arena.alloc_slice_fill_with(4, |i| Box::new(i)).unwrap();
+    let boxed = arena.alloc_slice_fill_with(4, Box::new).unwrap();
     assert_eq!(*boxed[3], 3);
 }
 
@@ -456,11 +516,11 @@ fn a_panicking_scope_still_gives_memory_back_and_drops() {
 fn high_water_tracks_the_peak_across_resets() {
     let mut buf = buffer(1024);
     let mut arena = Arena::new(&mut buf);
-    arena.alloc([0_u8; 300]).unwrap();
+    arena.alloc([0_u8; 304]).unwrap();
     arena.reset();
-    arena.alloc([0_u8; 100]).unwrap();
-    assert_eq!(arena.used(), 100);
-    assert_eq!(arena.high_water(), 300);
+    arena.alloc([0_u8; 104]).unwrap();
+    assert_eq!(arena.used(), 104);
+    assert_eq!(arena.high_water(), 304);
 }
 
 #[test]
@@ -478,12 +538,12 @@ fn slices_and_strings_round_trip() {
 
 #[test]
 fn debug_shows_the_numbers() {
-    let mut buf = buffer(64);
-    let arena = Arena::new(&mut buf);
-    arena.alloc(1_u32).unwrap();
+    let mut buf = buffer(64 + WORD);
+    let arena = Arena::new(aligned_window(&mut buf, 64));
+    arena.alloc(1_u64).unwrap();
     let text = format!("{arena:?}");
     assert!(
-        text.contains("capacity: 64") && text.contains("used: 4"),
+        text.contains("capacity: 64") && text.contains("used: 8"),
         "{text}"
     );
 }
@@ -541,7 +601,8 @@ impl Model {
     /// Where a request would land, as an offset from the buffer start.
     fn place(&self, size: usize, align: usize) -> Option<usize> {
         let top = self.base + self.capacity - self.used;
-        let start = top.checked_sub(size)? & !(align - 1);
+        let size = size.div_ceil(WORD) * WORD;
+        let start = top.checked_sub(size)? / align * align;
         (start >= self.base).then_some(start)
     }
 
@@ -562,6 +623,9 @@ fn run_ops(ops: &[Op], capacity: usize, offset: usize) -> Result<(), TestCaseErr
     let mut buf = buffer(capacity + offset);
     let mut arena = Arena::new(&mut buf[offset..]);
     let base = arena.base.addr();
+    // The usable region ends at the buffer's last word boundary.
+    let capacity = ((base + capacity) / WORD * WORD).saturating_sub(base);
+    prop_assert_eq!(arena.capacity(), capacity);
     let mut model = Model {
         capacity,
         base,

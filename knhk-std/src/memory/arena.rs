@@ -33,8 +33,11 @@ impl HeapBuffer {
         if bytes == 0 {
             return Err(ArenaError::ZeroCapacity);
         }
+        // Padded to a whole cache line: the arena's capacity is then at
+        // least `bytes` (its usable end is the buffer's last word boundary).
         let layout = Layout::from_size_align(bytes, BUFFER_ALIGN)
-            .map_err(|_| ArenaError::CapacityOverflow { bytes })?;
+            .map_err(|_| ArenaError::CapacityOverflow { bytes })?
+            .pad_to_align();
         // SAFETY: `layout` has a non-zero size.
         let ptr = unsafe { alloc::alloc(layout) };
         let ptr = NonNull::new(ptr).ok_or(ArenaError::OutOfMemory { bytes })?;
@@ -88,7 +91,8 @@ pub struct Arena<'a> {
 }
 
 impl<'a> Arena<'a> {
-    /// An arena with a fresh heap buffer of `bytes` bytes.
+    /// An arena with a fresh heap buffer of at least `bytes` bytes (rounded
+    /// up to a multiple of 64).
     ///
     /// Fails with [`ArenaError::ZeroCapacity`] for 0,
     /// [`ArenaError::CapacityOverflow`] beyond `isize::MAX`, and
@@ -532,11 +536,20 @@ mod tests {
     #[test]
     fn exhaustion_is_reported_not_panicked() {
         let allocator = ArenaAllocator::with_capacity(16).unwrap();
-        let _a = allocator.alloc(1_u64).unwrap();
-        let _b = allocator.alloc(2_u64).unwrap();
+        assert_eq!(
+            allocator.capacity(),
+            64,
+            "capacity is padded to a cache line"
+        );
+        let held: Vec<_> = (0..8_u64).map(|i| allocator.alloc(i).unwrap()).collect();
         assert!(matches!(
-            allocator.alloc(3_u64),
-            Err(ArenaError::Exhausted { size: 8, .. })
+            allocator.alloc(8_u64),
+            Err(ArenaError::Exhausted {
+                size: 8,
+                remaining: 0,
+                ..
+            })
         ));
+        assert_eq!(held.iter().map(|b| **b).sum::<u64>(), 28);
     }
 }

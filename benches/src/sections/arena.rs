@@ -1,0 +1,159 @@
+//! Section `arena`: a batch of n allocations then a reset, in knhk's core
+//! arena, in `bumpalo::Bump`, and as `Box`es on the system allocator; and the
+//! cost of the reset alone.
+
+use std::hint::black_box;
+use std::mem::MaybeUninit;
+
+use bumpalo::Bump;
+use knhk_core::arena::Arena;
+
+use super::{Context, Section};
+use crate::harness::{measure, measure_samples, timed, Measurement};
+use crate::targets::Target;
+use crate::workloads::{batch_bytes, box_batch, bumpalo_batch, knhk_batch, make_u64, TaskState};
+
+/// The arena section.
+pub const SECTION: Section = Section {
+    name: "arena",
+    about: "bump allocation in batches: knhk core arena vs bumpalo vs Box",
+    run,
+    targets: &[
+        Target::RatioAtMost {
+            case: "alloc_u64/1000",
+            numerator: "knhk",
+            denominator: "bumpalo",
+            max: 1.0,
+        },
+        Target::RatioAtLeast {
+            case: "alloc_u64/1000",
+            numerator: "box",
+            denominator: "knhk",
+            min: 15.0,
+        },
+        Target::TicksAtMost {
+            case: "alloc_u64/1000",
+            subject: "knhk",
+            max: 4.0,
+        },
+        Target::Flat {
+            subject: "knhk",
+            from: "reset/100",
+            to: "reset/10000",
+            max: 1.5,
+        },
+    ],
+};
+
+const ALLOC_SIZES: [usize; 3] = [100, 1000, 10_000];
+const RESET_SIZES: [usize; 2] = [100, 10_000];
+const SUBJECTS: usize = 3;
+
+fn run(ctx: &mut Context) {
+    ctx.begin(
+        SECTION.name,
+        (ALLOC_SIZES.len() + 1 + RESET_SIZES.len()) * SUBJECTS,
+    );
+    for n in ALLOC_SIZES {
+        alloc_case(ctx, &format!("alloc_u64/{n}"), n, make_u64);
+    }
+    alloc_case(ctx, "alloc_task_state/1000", 1000, TaskState::new);
+    for n in RESET_SIZES {
+        reset_case(ctx, n);
+    }
+}
+
+fn alloc_case<T: Copy, F: Fn(u64) -> T + Copy>(ctx: &mut Context, case: &str, n: usize, make: F) {
+    let cfg = ctx.cfg;
+    let mut buf = vec![MaybeUninit::<u8>::uninit(); batch_bytes::<T>(n)];
+    let mut arena = Arena::new(&mut buf);
+    let m = measure(cfg, n as u64, || knhk_batch(&mut arena, n, make));
+    ctx.record(case, "knhk", m);
+
+    let mut bump = Bump::with_capacity(batch_bytes::<T>(n));
+    let m = measure(cfg, n as u64, || bumpalo_batch(&mut bump, n, make));
+    ctx.record(case, "bumpalo", m);
+
+    let mut held = Vec::with_capacity(n);
+    let m = measure(cfg, n as u64, || box_batch(&mut held, n, make));
+    ctx.record(case, "box", m);
+}
+
+/// Times only the reset: each sample fills many arenas (untimed), then
+/// resets them all (timed), so one reset's cost is not lost in timer noise.
+/// Filling megabytes evicts each arena's own bookkeeping from the cache,
+/// which a real reset, coming right after its batch, finds warm; so each
+/// subject's bookkeeping is read once (untimed) before the timed resets.
+fn reset_case(ctx: &mut Context, n: usize) {
+    let cfg = ctx.cfg;
+    let case = format!("reset/{n}");
+    // The same number of arenas for every n, so every case resets the same
+    // set of arena structs; only their contents differ.
+    let many = 512;
+
+    let mut bufs: Vec<Vec<MaybeUninit<u8>>> = (0..many)
+        .map(|_| vec![MaybeUninit::uninit(); batch_bytes::<u64>(n)])
+        .collect();
+    let mut arenas: Vec<Arena<'_>> = bufs.iter_mut().map(|b| Arena::new(b)).collect();
+    let m = measure_samples(cfg, || {
+        for arena in &arenas {
+            for i in 0..n as u64 {
+                black_box(arena.alloc(i).expect("sized for the batch"));
+            }
+        }
+        for arena in &arenas {
+            black_box(arena.used());
+        }
+        let ((), mut s) = timed(|| {
+            for arena in arenas.iter_mut() {
+                arena.reset();
+            }
+        });
+        s.ops = many as u64;
+        s
+    });
+    ctx.record(&case, "knhk", m);
+    drop(arenas);
+    drop(bufs);
+
+    let mut bumps: Vec<Bump> = (0..many)
+        .map(|_| Bump::with_capacity(batch_bytes::<u64>(n)))
+        .collect();
+    let m = measure_samples(cfg, || {
+        for bump in &bumps {
+            for i in 0..n as u64 {
+                black_box(bump.alloc(i));
+            }
+        }
+        for bump in &bumps {
+            // Reads the current chunk's footer, which reset writes.
+            black_box(bump.chunk_capacity());
+        }
+        let ((), mut s) = timed(|| {
+            for bump in bumps.iter_mut() {
+                bump.reset();
+            }
+        });
+        s.ops = many as u64;
+        s
+    });
+    ctx.record(&case, "bumpalo", m);
+    drop(bumps);
+
+    // Dropping n boxes is O(n), so fewer batches give the same sample time.
+    let few = (200_000 / n).clamp(8, 1024);
+    let mut helds: Vec<Vec<Box<u64>>> = (0..few).map(|_| Vec::with_capacity(n)).collect();
+    let m: Measurement = measure_samples(cfg, || {
+        for held in helds.iter_mut() {
+            held.extend((0..n as u64).map(|i| black_box(Box::new(i))));
+        }
+        let ((), mut s) = timed(|| {
+            for held in helds.iter_mut() {
+                held.clear();
+            }
+        });
+        s.ops = few as u64;
+        s
+    });
+    ctx.record(&case, "box", m);
+}

@@ -1,0 +1,85 @@
+//! The report's sections. Each is one file with a `SECTION` constant; adding
+//! one is a new file and a line in [`ALL`].
+
+use std::io::Write as _;
+use std::time::Instant;
+
+use crate::harness::{Config, Measurement};
+use crate::output::{format_ns, Row};
+use crate::targets::Target;
+
+pub mod arena;
+
+/// Every section, in report order.
+pub const ALL: &[Section] = &[arena::SECTION];
+
+/// A group of related measurements and the targets they are held to.
+pub struct Section {
+    /// Name used by `--only` and in the JSON rows.
+    pub name: &'static str,
+    /// One line on what the section measures.
+    pub about: &'static str,
+    /// Runs every case, recording rows in the context.
+    pub run: fn(&mut Context),
+    /// The issues' targets for this section.
+    pub targets: &'static [Target],
+}
+
+/// What a section records into, with progress on stderr.
+pub struct Context {
+    /// Measurement settings.
+    pub cfg: Config,
+    section: &'static str,
+    planned: usize,
+    done: usize,
+    started: Instant,
+    /// Rows recorded so far, across sections.
+    pub rows: Vec<Row>,
+}
+
+impl Context {
+    /// A context for a run with `cfg`.
+    pub fn new(cfg: Config) -> Context {
+        Context {
+            cfg,
+            section: "",
+            planned: 0,
+            done: 0,
+            started: Instant::now(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Starts `section`, which will record `planned` rows.
+    pub fn begin(&mut self, section: &'static str, planned: usize) {
+        self.section = section;
+        self.planned = planned;
+        self.done = 0;
+    }
+
+    /// Records one measurement and reports progress.
+    pub fn record(&mut self, case: &str, subject: &str, m: Measurement) {
+        self.done += 1;
+        let ticks = m
+            .ticks_per_op
+            .map_or(String::new(), |t| format!(", {t:.2} ticks"));
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(
+            err,
+            "[{:6.1}s] {} {:>2}/{:<2} {case:<24} {subject:<16} {:>10} ns/op{ticks}",
+            self.started.elapsed().as_secs_f64(),
+            self.section,
+            self.done,
+            self.planned.max(self.done),
+            format_ns(m.ns_per_op),
+        );
+        self.rows.push(Row {
+            section: self.section.to_string(),
+            case: case.to_string(),
+            subject: subject.to_string(),
+            ns_per_op: m.ns_per_op,
+            ticks_per_op: m.ticks_per_op,
+            ops: m.ops,
+        });
+    }
+}
