@@ -16,18 +16,18 @@ impl Config {
     /// Samples per measurement; the median is reported.
     pub fn samples(&self) -> usize {
         if self.quick {
-            7
+            15
         } else {
-            21
+            41
         }
     }
 
     /// Target duration of one sample, in nanoseconds.
     pub fn sample_ns(&self) -> f64 {
         if self.quick {
-            2e6
+            1e6
         } else {
-            20e6
+            5e6
         }
     }
 }
@@ -72,42 +72,95 @@ pub fn timed<R>(f: impl FnOnce() -> R) -> (R, Sample) {
     )
 }
 
-/// Measures `f`, which performs `ops_per_call` operations per call: calls it
-/// in a loop long enough for one sample, several times, and reports medians.
-pub fn measure(cfg: Config, ops_per_call: u64, mut f: impl FnMut()) -> Measurement {
-    // Warm up (page faults, caches, branch predictors) and calibrate.
-    let ((), first) = timed(&mut f);
-    let ((), second) = timed(&mut f);
-    let per_call = first.nanos.min(second.nanos).max(1.0);
-    let calls = ((cfg.sample_ns() / per_call).ceil() as u64).max(1);
-    measure_samples(cfg, || {
-        let ((), mut s) = timed(|| {
-            for _ in 0..calls {
-                f();
-            }
-        });
-        s.ops = calls * ops_per_call;
-        s
-    })
+/// Subjects measured side by side: each sampling round takes one sample
+/// from every subject in turn, so a slow spell on a shared machine lands on
+/// all of them alike and their ratios stay meaningful.
+#[derive(Default)]
+pub struct SideBySide<'f> {
+    subjects: Vec<(&'static str, Box<dyn FnMut() -> Sample + 'f>)>,
 }
 
-/// Takes `cfg.samples()` samples from `sample` and reports medians. For
-/// measurements that need untimed set-up per sample.
-pub fn measure_samples(cfg: Config, mut sample: impl FnMut() -> Sample) -> Measurement {
-    let mut ns = Vec::with_capacity(cfg.samples());
-    let mut ticks = Vec::with_capacity(cfg.samples());
-    let mut ops = 0;
-    for _ in 0..cfg.samples() {
-        let s = sample();
-        let n = s.ops.max(1) as f64;
-        ns.push(s.nanos / n);
-        ticks.push(s.ticks as f64 / n);
-        ops += s.ops;
+impl<'f> SideBySide<'f> {
+    /// No subjects yet.
+    pub fn new() -> SideBySide<'f> {
+        SideBySide {
+            subjects: Vec::new(),
+        }
     }
+
+    /// Adds a subject whose every call of `f` performs `ops_per_call`
+    /// operations. `f` is called in a loop long enough for one sample.
+    pub fn batch(
+        mut self,
+        cfg: Config,
+        name: &'static str,
+        ops_per_call: u64,
+        mut f: impl FnMut() + 'f,
+    ) -> Self {
+        // Warm up (page faults, caches, branch predictors) and calibrate.
+        let ((), first) = timed(&mut f);
+        let ((), second) = timed(&mut f);
+        let per_call = first.nanos.min(second.nanos).max(1.0);
+        let calls = ((cfg.sample_ns() / per_call).ceil() as u64).max(1);
+        self.subjects.push((
+            name,
+            Box::new(move || {
+                let ((), mut s) = timed(|| {
+                    for _ in 0..calls {
+                        f();
+                    }
+                });
+                s.ops = calls * ops_per_call;
+                s
+            }),
+        ));
+        self
+    }
+
+    /// Adds a subject that takes its own samples (for measurements with
+    /// untimed set-up).
+    pub fn sampled(mut self, name: &'static str, sample: impl FnMut() -> Sample + 'f) -> Self {
+        self.subjects.push((name, Box::new(sample)));
+        self
+    }
+
+    /// Takes `cfg.samples()` rounds and returns each subject's medians, in
+    /// the order the subjects were added.
+    pub fn run(mut self, cfg: Config) -> Vec<(&'static str, Measurement)> {
+        let n = self.subjects.len();
+        let mut samples: Vec<Vec<Sample>> = vec![Vec::with_capacity(cfg.samples()); n];
+        for _ in 0..cfg.samples() {
+            for (i, (_, sample)) in self.subjects.iter_mut().enumerate() {
+                samples[i].push(sample());
+            }
+        }
+        self.subjects
+            .iter()
+            .zip(samples)
+            .map(|((name, _), s)| (*name, summarise(&s)))
+            .collect()
+    }
+}
+
+/// Measures `f`, which performs `ops_per_call` operations per call, alone.
+pub fn measure(cfg: Config, ops_per_call: u64, f: impl FnMut()) -> Measurement {
+    SideBySide::new().batch(cfg, "", ops_per_call, f).run(cfg)[0].1
+}
+
+/// Takes `cfg.samples()` samples from `sample` and reports medians.
+pub fn measure_samples(cfg: Config, sample: impl FnMut() -> Sample) -> Measurement {
+    SideBySide::new().sampled("", sample).run(cfg)[0].1
+}
+
+/// Medians per operation over `samples`.
+fn summarise(samples: &[Sample]) -> Measurement {
+    let per_op = |x: f64, s: &Sample| x / s.ops.max(1) as f64;
+    let mut ns: Vec<f64> = samples.iter().map(|s| per_op(s.nanos, s)).collect();
+    let mut ticks: Vec<f64> = samples.iter().map(|s| per_op(s.ticks as f64, s)).collect();
     Measurement {
         ns_per_op: median(&mut ns),
         ticks_per_op: knhk_core::ticks::AVAILABLE.then(|| median(&mut ticks)),
-        ops,
+        ops: samples.iter().map(|s| s.ops).sum(),
     }
 }
 

@@ -9,7 +9,7 @@ use bumpalo::Bump;
 use knhk_core::arena::Arena;
 
 use super::{Context, Section};
-use crate::harness::{measure, measure_samples, timed, Measurement};
+use crate::harness::{timed, SideBySide};
 use crate::targets::Target;
 use crate::workloads::{batch_bytes, box_batch, bumpalo_batch, knhk_batch, make_u64, TaskState};
 
@@ -67,93 +67,111 @@ fn alloc_case<T: Copy, F: Fn(u64) -> T + Copy>(ctx: &mut Context, case: &str, n:
     let cfg = ctx.cfg;
     let mut buf = vec![MaybeUninit::<u8>::uninit(); batch_bytes::<T>(n)];
     let mut arena = Arena::new(&mut buf);
-    let m = measure(cfg, n as u64, || knhk_batch(&mut arena, n, make));
-    ctx.record(case, "knhk", m);
-
     let mut bump = Bump::with_capacity(batch_bytes::<T>(n));
-    let m = measure(cfg, n as u64, || bumpalo_batch(&mut bump, n, make));
-    ctx.record(case, "bumpalo", m);
-
     let mut held = Vec::with_capacity(n);
-    let m = measure(cfg, n as u64, || box_batch(&mut held, n, make));
-    ctx.record(case, "box", m);
+    let results = SideBySide::new()
+        .batch(cfg, "knhk", n as u64, || knhk_batch(&mut arena, n, make))
+        .batch(cfg, "bumpalo", n as u64, || {
+            bumpalo_batch(&mut bump, n, make)
+        })
+        .batch(cfg, "box", n as u64, || box_batch(&mut held, n, make))
+        .run(cfg);
+    ctx.record_all(case, results);
 }
 
 /// Times only the reset: each sample fills many arenas (untimed), then
 /// resets them all (timed), so one reset's cost is not lost in timer noise.
-/// Filling megabytes evicts each arena's own bookkeeping from the cache,
-/// which a real reset, coming right after its batch, finds warm; so each
-/// subject's bookkeeping is read once (untimed) before the timed resets.
+///
+/// Every sample, whatever n, starts the timed part from the same cache
+/// state: the data just written is pushed out by reading a buffer larger
+/// than the last-level cache (so its write-backs happen untimed), then each
+/// subject's own bookkeeping is read once, as a reset right after its
+/// batch would find it.
 fn reset_case(ctx: &mut Context, n: usize) {
     let cfg = ctx.cfg;
     let case = format!("reset/{n}");
     // The same number of arenas for every n, so every case resets the same
     // set of arena structs; only their contents differ.
     let many = 512;
+    // Dropping n boxes is O(n), so fewer batches give the same sample time.
+    let few = (200_000 / n).clamp(8, 1024);
 
     let mut bufs: Vec<Vec<MaybeUninit<u8>>> = (0..many)
         .map(|_| vec![MaybeUninit::uninit(); batch_bytes::<u64>(n)])
         .collect();
     let mut arenas: Vec<Arena<'_>> = bufs.iter_mut().map(|b| Arena::new(b)).collect();
-    let m = measure_samples(cfg, || {
-        for arena in &arenas {
-            for i in 0..n as u64 {
-                black_box(arena.alloc(i).expect("sized for the batch"));
-            }
-        }
-        for arena in &arenas {
-            black_box(arena.used());
-        }
-        let ((), mut s) = timed(|| {
-            for arena in arenas.iter_mut() {
-                arena.reset();
-            }
-        });
-        s.ops = many as u64;
-        s
-    });
-    ctx.record(&case, "knhk", m);
-    drop(arenas);
-    drop(bufs);
-
     let mut bumps: Vec<Bump> = (0..many)
         .map(|_| Bump::with_capacity(batch_bytes::<u64>(n)))
         .collect();
-    let m = measure_samples(cfg, || {
-        for bump in &bumps {
-            for i in 0..n as u64 {
-                black_box(bump.alloc(i));
-            }
-        }
-        for bump in &bumps {
-            // Reads the current chunk's footer, which reset writes.
-            black_box(bump.chunk_capacity());
-        }
-        let ((), mut s) = timed(|| {
-            for bump in bumps.iter_mut() {
-                bump.reset();
-            }
-        });
-        s.ops = many as u64;
-        s
-    });
-    ctx.record(&case, "bumpalo", m);
-    drop(bumps);
-
-    // Dropping n boxes is O(n), so fewer batches give the same sample time.
-    let few = (200_000 / n).clamp(8, 1024);
     let mut helds: Vec<Vec<Box<u64>>> = (0..few).map(|_| Vec::with_capacity(n)).collect();
-    let m: Measurement = measure_samples(cfg, || {
-        for held in helds.iter_mut() {
-            held.extend((0..n as u64).map(|i| black_box(Box::new(i))));
-        }
-        let ((), mut s) = timed(|| {
-            for held in helds.iter_mut() {
-                held.clear();
+    let scratch = vec![1_u8; EVICTION_BYTES];
+
+    let results = SideBySide::new()
+        .sampled("knhk", || {
+            for arena in &arenas {
+                for i in 0..n as u64 {
+                    black_box(arena.alloc(i).expect("sized for the batch"));
+                }
             }
-        });
-        s.ops = few as u64;
-        s
-    });
-    ctx.record(&case, "box", m);
+            evict_caches(&scratch);
+            for arena in &arenas {
+                black_box(arena.used());
+            }
+            let ((), mut s) = timed(|| {
+                for arena in arenas.iter_mut() {
+                    arena.reset();
+                }
+            });
+            s.ops = many as u64;
+            s
+        })
+        .sampled("bumpalo", || {
+            for bump in &bumps {
+                for i in 0..n as u64 {
+                    black_box(bump.alloc(i));
+                }
+            }
+            evict_caches(&scratch);
+            for bump in &bumps {
+                // Reads the current chunk's footer, which reset writes.
+                black_box(bump.chunk_capacity());
+            }
+            let ((), mut s) = timed(|| {
+                for bump in bumps.iter_mut() {
+                    bump.reset();
+                }
+            });
+            s.ops = many as u64;
+            s
+        })
+        .sampled("box", || {
+            for held in helds.iter_mut() {
+                held.extend((0..n as u64).map(|i| black_box(Box::new(i))));
+            }
+            evict_caches(&scratch);
+            for held in &helds {
+                black_box(held.len());
+            }
+            let ((), mut s) = timed(|| {
+                for held in helds.iter_mut() {
+                    held.clear();
+                }
+            });
+            s.ops = few as u64;
+            s
+        })
+        .run(cfg);
+    ctx.record_all(&case, results);
+}
+
+/// Larger than the last-level cache of the machines we measure on.
+const EVICTION_BYTES: usize = 64 << 20;
+
+/// Reads `scratch` one byte per cache line, pushing everything else out.
+fn evict_caches(scratch: &[u8]) {
+    let mut sum = 0_u8;
+    for line in scratch.chunks(64) {
+        sum = sum.wrapping_add(line[0]);
+    }
+    black_box(sum);
 }

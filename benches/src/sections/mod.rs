@@ -57,6 +57,13 @@ impl Context {
         self.done = 0;
     }
 
+    /// Records the results of a side-by-side run, in order.
+    pub fn record_all(&mut self, case: &str, results: Vec<(&'static str, Measurement)>) {
+        for (subject, m) in results {
+            self.record(case, subject, m);
+        }
+    }
+
     /// Records one measurement and reports progress.
     pub fn record(&mut self, case: &str, subject: &str, m: Measurement) {
         self.done += 1;
