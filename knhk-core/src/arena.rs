@@ -944,7 +944,7 @@ mod allocator_api2_impl {
             old: Layout,
             new: Layout,
         ) -> Result<NonNull<[u8]>, AllocError> {
-            if block.as_ptr().addr() % new.align() == 0 {
+            if block.as_ptr().addr().is_multiple_of(new.align()) {
                 // The front of the block already satisfies the new layout.
                 return Ok(NonNull::slice_from_raw_parts(block, new.size()));
             }
