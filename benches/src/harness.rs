@@ -77,8 +77,11 @@ pub fn timed<R>(f: impl FnOnce() -> R) -> (R, Sample) {
 /// all of them alike and their ratios stay meaningful.
 #[derive(Default)]
 pub struct SideBySide<'f> {
-    subjects: Vec<(&'static str, Box<dyn FnMut() -> Sample + 'f>)>,
+    subjects: Vec<(&'static str, SampleFn<'f>)>,
 }
+
+/// Takes one sample of a subject.
+type SampleFn<'f> = Box<dyn FnMut() -> Sample + 'f>;
 
 impl<'f> SideBySide<'f> {
     /// No subjects yet.
