@@ -53,6 +53,60 @@
 //! # Ok::<(), ArenaError>(())
 //! ```
 //!
+//! # What the borrow checker rules out
+//!
+//! Each of these is a compile error (the doc tests check it):
+//!
+//! A reference used after a reset:
+//!
+//! ```compile_fail
+//! # use core::mem::MaybeUninit;
+//! # use knhk_core::arena::Arena;
+//! let mut buf = [MaybeUninit::<u8>::uninit(); 64];
+//! let mut arena = Arena::new(&mut buf);
+//! let x = arena.alloc(1_u64).unwrap();
+//! arena.reset();
+//! *x += 1; // error: `arena` is still borrowed by `x`
+//! ```
+//!
+//! A value that borrows something that dies before the arena (its `Drop`
+//! would run on a dangling borrow):
+//!
+//! ```compile_fail
+//! # use core::mem::MaybeUninit;
+//! # use knhk_core::arena::Arena;
+//! struct Logger<'l>(&'l String);
+//! impl Drop for Logger<'_> {
+//!     fn drop(&mut self) { println!("{}", self.0) }
+//! }
+//! let mut buf = [MaybeUninit::<u8>::uninit(); 64];
+//! let arena = Arena::new(&mut buf);
+//! {
+//!     let name = String::from("task");
+//!     arena.alloc(Logger(&name)).unwrap(); // error: `name` does not live long enough
+//! }
+//! ```
+//!
+//! A reference escaping the scope that freed it:
+//!
+//! ```compile_fail
+//! # use core::mem::MaybeUninit;
+//! # use knhk_core::arena::Arena;
+//! let mut buf = [MaybeUninit::<u8>::uninit(); 64];
+//! let arena = Arena::new(&mut buf);
+//! let leaked = arena.scope(|inner| inner.alloc(1_u64).unwrap()); // error
+//! ```
+//!
+//! Sharing an arena between threads (it is neither `Send` nor `Sync`):
+//!
+//! ```compile_fail
+//! # use core::mem::MaybeUninit;
+//! # use knhk_core::arena::Arena;
+//! fn needs_sync<T: Sync>(_: &T) {}
+//! let mut buf = [MaybeUninit::<u8>::uninit(); 64];
+//! needs_sync(&Arena::new(&mut buf));
+//! ```
+//!
 //! # Layout
 //!
 //! The arena bumps *downwards*, from the end of the buffer towards its start:

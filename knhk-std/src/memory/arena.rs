@@ -191,6 +191,23 @@ impl std::error::Error for ResetError {}
 /// }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// A box cannot outlive the allocator, and the allocator cannot be shared
+/// between threads; both are compile errors:
+///
+/// ```compile_fail
+/// # use knhk_std::memory::ArenaAllocator;
+/// let boxed = {
+///     let allocator = ArenaAllocator::new().unwrap();
+///     allocator.alloc(1_u64).unwrap() // error: `allocator` does not live long enough
+/// };
+/// ```
+///
+/// ```compile_fail
+/// # use knhk_std::memory::ArenaAllocator;
+/// fn needs_sync<T: Sync>(_: &T) {}
+/// needs_sync(&ArenaAllocator::new().unwrap());
+/// ```
 pub struct ArenaAllocator {
     // Only raw `alloc_layout` is used on it: the boxes drop their values, so
     // its own drop list stays empty and `'static` is never relied upon.
