@@ -6,6 +6,10 @@
 //!
 //! - [`arena`]: a bump arena over a caller's buffer, with checkpoints,
 //!   scopes, and values that are dropped exactly once.
+//! - [`cache`]: [`CacheAligned`](cache::CacheAligned) and
+//!   [`CachePadded`](cache::CachePadded), against false sharing.
+//! - [`counters`]: executor statistics, plain and sharded per writer.
+//! - [`alloc_stats`]: a counting `GlobalAlloc` wrapper.
 //! - [`ticks`]: the CPU's cycle/timestamp counter, for costs stated in ticks.
 //! - [`PatternId`] and [`WorkflowSpecId`]: the identifiers the workflow
 //!   engine uses everywhere.
@@ -28,8 +32,12 @@
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod alloc_stats;
 pub mod arena;
+pub mod cache;
+pub mod counters;
 pub mod patterns;
+mod sync;
 pub mod ticks;
 pub mod workflow;
 

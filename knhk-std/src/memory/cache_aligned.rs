@@ -1,0 +1,108 @@
+//! Cache-line types and executor statistics, under the design document's
+//! names, plus executor statistics sharded per thread.
+//!
+//! [`CacheAligned`], [`CachePadded`] and [`PatternExecutorCached`] are
+//! knhk-core's ([`knhk_core::cache`], [`knhk_core::counters::ExecutorStats`]).
+//! [`ThreadShardedStats`] adds what needs threads: each thread that bumps
+//! it writes a shard of its own, chosen for it.
+
+use std::fmt;
+
+use knhk_core::counters::{ShardedExecutorStats, StatsSnapshot};
+
+pub use knhk_core::cache::{CacheAligned, CachePadded};
+pub use knhk_core::counters::ExecutorStats as PatternExecutorCached;
+
+use super::thread_slot::{self, SLOTS};
+
+/// Executor statistics for many writer threads: each thread bumps its own
+/// padded shard with a plain load and store (no locked instruction, no
+/// cache line shared with another writer), and reads add the shards up.
+///
+/// The first 256 threads that write get a shard each; later ones share an
+/// exact but contended shard. The object is about 32 KiB; put it in an
+/// `Arc` or a `static`.
+///
+/// ```
+/// use std::sync::Arc;
+/// use knhk_std::memory::ThreadShardedStats;
+///
+/// let stats = Arc::new(ThreadShardedStats::new());
+/// let workers: Vec<_> = (0..4)
+///     .map(|_| {
+///         let stats = Arc::clone(&stats);
+///         std::thread::spawn(move || {
+///             for _ in 0..1000 {
+///                 stats.inc_active();
+///                 stats.inc_completed();
+///             }
+///         })
+///     })
+///     .collect();
+/// for w in workers {
+///     w.join().unwrap();
+/// }
+/// assert_eq!(stats.snapshot(), (0, 4000, 0));
+/// ```
+///
+/// What a snapshot guarantees while threads write is documented on
+/// [`ShardedExecutorStats`]: each total is monotonic and never ahead of
+/// the truth, and once the writers stop it is exact.
+pub struct ThreadShardedStats {
+    shards: ShardedExecutorStats<SLOTS>,
+}
+
+macro_rules! per_thread {
+    ($($name:ident: $what:literal),* $(,)?) => {
+        $(
+            #[doc = $what]
+            #[inline]
+            pub fn $name(&self) {
+                // SAFETY: the slot index belongs to this thread alone for
+                // the life of the process (thread_slot never reuses one), and
+                // `shards` is private, so nothing claims it.
+                match thread_slot::current().and_then(|i| unsafe { self.shards.writer_unchecked(i) }) {
+                    Some(writer) => writer.$name(),
+                    None => self.shards.shared().$name(),
+                }
+            }
+        )*
+    };
+}
+
+impl ThreadShardedStats {
+    /// All counters at zero.
+    pub const fn new() -> ThreadShardedStats {
+        ThreadShardedStats {
+            shards: ShardedExecutorStats::new(),
+        }
+    }
+
+    per_thread!(
+        inc_active: "A task started.",
+        inc_completed: "A task completed.",
+        inc_failed: "A task failed.",
+    );
+
+    /// `(active, completed, failed)`.
+    pub fn snapshot(&self) -> (u64, u64, u64) {
+        self.shards.snapshot()
+    }
+
+    /// The counters with names.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.shards.stats()
+    }
+}
+
+impl Default for ThreadShardedStats {
+    fn default() -> Self {
+        ThreadShardedStats::new()
+    }
+}
+
+impl fmt::Debug for ThreadShardedStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.stats(), f)
+    }
+}
