@@ -10,6 +10,8 @@ use serde::Serialize;
 pub struct Config {
     /// Fewer, shorter samples (the whole report in under a minute).
     pub quick: bool,
+    /// Threads for the multi-threaded cases.
+    pub threads: usize,
 }
 
 impl Config {
@@ -129,10 +131,16 @@ impl<'f> SideBySide<'f> {
 
     /// Takes `cfg.samples()` rounds and returns each subject's medians, in
     /// the order the subjects were added.
-    pub fn run(mut self, cfg: Config) -> Vec<(&'static str, Measurement)> {
+    pub fn run(self, cfg: Config) -> Vec<(&'static str, Measurement)> {
+        self.run_rounds(cfg.samples())
+    }
+
+    /// Takes `rounds` rounds (for subjects whose every sample is a long
+    /// multi-threaded run) and returns each subject's medians.
+    pub fn run_rounds(mut self, rounds: usize) -> Vec<(&'static str, Measurement)> {
         let n = self.subjects.len();
-        let mut samples: Vec<Vec<Sample>> = vec![Vec::with_capacity(cfg.samples()); n];
-        for _ in 0..cfg.samples() {
+        let mut samples: Vec<Vec<Sample>> = vec![Vec::with_capacity(rounds); n];
+        for _ in 0..rounds {
             for (i, (_, sample)) in self.subjects.iter_mut().enumerate() {
                 samples[i].push(sample());
             }
@@ -194,7 +202,10 @@ mod tests {
 
     #[test]
     fn measure_counts_operations() {
-        let cfg = Config { quick: true };
+        let cfg = Config {
+            quick: true,
+            threads: 2,
+        };
         let mut calls = 0_u64;
         let m = measure(cfg, 10, || calls += 1);
         assert!(m.ops >= 10 * cfg.samples() as u64);

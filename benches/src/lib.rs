@@ -6,6 +6,7 @@
 //! a new file in `sections/` and one line in [`sections::ALL`].
 
 pub mod harness;
+pub mod heap_count;
 pub mod machine;
 pub mod output;
 pub mod sections;

@@ -13,9 +13,15 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use knhk_benches::harness::Config;
+use knhk_benches::heap_count::{HeapCount, HEAP_COUNT};
 use knhk_benches::machine::Machine;
 use knhk_benches::output::Report;
 use knhk_benches::sections::{Context, ALL};
+
+// Counts heap allocations for the `allocations` section (off otherwise).
+#[global_allocator]
+static GLOBAL: knhk_core::alloc_stats::CountingAlloc<std::alloc::System, &HeapCount> =
+    knhk_core::alloc_stats::CountingAlloc::with_tally(std::alloc::System, &HEAP_COUNT);
 
 /// Measures knhk against its baselines and writes report.json and report.md.
 #[derive(Parser, Debug)]
@@ -33,6 +39,11 @@ struct Args {
     /// Where to write the JSON report [default: target/knhk-report/report.json].
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
+
+    /// Threads for the multi-threaded cases (false sharing, allocator
+    /// statistics).
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u16).range(2..=256))]
+    threads: u16,
 
     /// List the sections and exit.
     #[arg(long)]
@@ -88,7 +99,10 @@ fn main() -> ExitCode {
         eprintln!("warning: this is a debug build; its timings mean little. Use --release.");
     }
 
-    let cfg = Config { quick: args.quick };
+    let cfg = Config {
+        quick: args.quick,
+        threads: usize::from(args.threads),
+    };
     let machine = Machine::detect(args.quick);
     let mut ctx = Context::new(cfg);
     let mut targets = Vec::new();

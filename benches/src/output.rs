@@ -22,6 +22,12 @@ pub struct Row {
     pub ticks_per_op: Option<f64>,
     /// Operations timed.
     pub ops: u64,
+    /// Heap allocations per operation, where the section counts them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allocations_per_op: Option<f64>,
+    /// Heap bytes requested per operation, where the section counts them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heap_bytes_per_op: Option<f64>,
 }
 
 /// A whole run.
@@ -153,6 +159,28 @@ fn section_table(out: &mut String, section: &str, rows: &[Row]) {
         let _ = writeln!(out, "{line} {ticks} |");
     }
     let _ = writeln!(out);
+    let counted: Vec<&&Row> = rows
+        .iter()
+        .filter(|r| r.allocations_per_op.is_some())
+        .collect();
+    if !counted.is_empty() {
+        let _ = writeln!(
+            out,
+            "| case | subject | heap allocations/op | heap bytes/op |"
+        );
+        let _ = writeln!(out, "|---|---|---:|---:|");
+        for r in counted {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.2} | {:.1} |",
+                r.case,
+                r.subject,
+                r.allocations_per_op.unwrap_or(0.0),
+                r.heap_bytes_per_op.unwrap_or(0.0)
+            );
+        }
+        let _ = writeln!(out);
+    }
 }
 
 /// Nanoseconds with precision that suits their size.

@@ -41,6 +41,15 @@ pub enum Target {
         /// Largest acceptable ticks per op.
         max: f64,
     },
+    /// A subject's heap allocations per op, at most `max`.
+    AllocationsAtMost {
+        /// Case.
+        case: &'static str,
+        /// Subject.
+        subject: &'static str,
+        /// Largest acceptable count.
+        max: f64,
+    },
     /// A subject's time per op grows by at most `max` from one case to another.
     Flat {
         /// Subject.
@@ -118,6 +127,14 @@ impl Target {
                 max,
                 true,
             ),
+            Target::AllocationsAtMost { case, subject, max } => (
+                format!("{case}: {subject} heap allocations/op <= {max}"),
+                rows.iter()
+                    .find(|r| r.section == section && r.case == case && r.subject == subject)
+                    .and_then(|r| r.allocations_per_op),
+                max,
+                true,
+            ),
             Target::Flat {
                 subject,
                 from,
@@ -153,6 +170,8 @@ mod tests {
             ns_per_op: ns,
             ticks_per_op: Some(ns * 3.0),
             ops: 1,
+            allocations_per_op: None,
+            heap_bytes_per_op: None,
         }
     }
 

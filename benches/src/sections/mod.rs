@@ -8,10 +8,18 @@ use crate::harness::{Config, Measurement};
 use crate::output::{format_ns, Row};
 use crate::targets::Target;
 
+pub mod alloc_stats;
+pub mod allocations;
 pub mod arena;
+pub mod false_sharing;
 
 /// Every section, in report order.
-pub const ALL: &[Section] = &[arena::SECTION];
+pub const ALL: &[Section] = &[
+    arena::SECTION,
+    false_sharing::SECTION,
+    alloc_stats::SECTION,
+    allocations::SECTION,
+];
 
 /// A group of related measurements and the targets they are held to.
 pub struct Section {
@@ -64,6 +72,20 @@ impl Context {
         }
     }
 
+    /// Attaches heap counts to the row recorded last for (case, subject).
+    pub fn annotate(&mut self, case: &str, subject: &str, allocations: f64, bytes: f64) {
+        if let Some(row) = self
+            .rows
+            .iter_mut()
+            .rev()
+            .find(|r| r.case == case && r.subject == subject)
+        {
+            row.allocations_per_op = Some(allocations);
+            row.heap_bytes_per_op = Some(bytes);
+        }
+        eprintln!("           {case} {subject}: {allocations:.2} heap allocations, {bytes:.1} heap bytes per op");
+    }
+
     /// Records one measurement and reports progress.
     pub fn record(&mut self, case: &str, subject: &str, m: Measurement) {
         self.done += 1;
@@ -87,6 +109,8 @@ impl Context {
             ns_per_op: m.ns_per_op,
             ticks_per_op: m.ticks_per_op,
             ops: m.ops,
+            allocations_per_op: None,
+            heap_bytes_per_op: None,
         });
     }
 }

@@ -89,10 +89,11 @@ struct SlotCounts {
     deallocations: AtomicU64,
     allocated: AtomicU64,
     freed: AtomicU64,
-    /// The highest `allocated - freed` this slot reached since the peak
-    /// epoch it last saw (as i64 bits).
+    /// The highest `allocated - freed` this slot reached since the last
+    /// peak reset (as i64 bits). Only a trigger for peak checks: a reset
+    /// from another thread may race the owner's store, which can only leave
+    /// it high and so make the peak a lower bound; counts are unaffected.
     high: AtomicU64,
-    epoch: AtomicU64,
 }
 
 impl SlotCounts {
@@ -103,7 +104,6 @@ impl SlotCounts {
             allocated: AtomicU64::new(0),
             freed: AtomicU64::new(0),
             high: AtomicU64::new(0),
-            epoch: AtomicU64::new(0),
         }
     }
 
@@ -137,7 +137,6 @@ pub struct ThreadTally {
     slots: [CachePadded<SlotCounts>; SLOTS],
     shared: CachePadded<SlotCounts>,
     peak: CachePadded<AtomicU64>,
-    epoch: AtomicU64,
 }
 
 impl ThreadTally {
@@ -147,7 +146,6 @@ impl ThreadTally {
             slots: [const { CachePadded::new(SlotCounts::new()) }; SLOTS],
             shared: CachePadded::new(SlotCounts::new()),
             peak: CachePadded::new(AtomicU64::new(0)),
-            epoch: AtomicU64::new(0),
         }
     }
 
@@ -177,13 +175,7 @@ impl Tally for ThreadTally {
                 bump(&slot.allocations, 1);
                 let allocated = bump(&slot.allocated, size);
                 let net = allocated.wrapping_sub(slot.freed.load(Relaxed)) as i64;
-                let epoch = self.epoch.load(Relaxed);
-                if slot.epoch.load(Relaxed) != epoch {
-                    // The peak was reset: this slot's high restarts here.
-                    slot.epoch.store(epoch, Relaxed);
-                    slot.high.store(net as u64, Relaxed);
-                    self.raise_peak();
-                } else if net > slot.high.load(Relaxed) as i64 {
+                if net > slot.high.load(Relaxed) as i64 {
                     slot.high.store(net as u64, Relaxed);
                     self.raise_peak();
                 }
@@ -232,7 +224,10 @@ impl Tally for ThreadTally {
     }
 
     fn reset_peak(&self) {
-        self.epoch.fetch_add(1, Relaxed);
+        let used = &self.slots[..thread_slot::assigned()];
+        for slot in used.iter().map(|s| &**s).chain([&*self.shared]) {
+            slot.high.store(slot.net() as u64, Relaxed);
+        }
         self.peak.store(self.current(), Relaxed);
     }
 }

@@ -19,7 +19,11 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 /// How many threads get a slot of their own.
 pub const SLOTS: usize = 256;
 
-const UNASSIGNED: usize = usize::MAX;
+/// Not yet asked. It is out of range like "none left", so the fast path
+/// needs a single compare; the slow path tells the two apart.
+const UNASSIGNED: usize = SLOTS;
+/// Asked when every slot was taken.
+const NONE_LEFT: usize = usize::MAX;
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
@@ -31,20 +35,26 @@ thread_local! {
 /// thread first asked.
 #[inline(always)]
 pub fn current() -> Option<usize> {
-    SLOT.try_with(|slot| match slot.get() {
-        UNASSIGNED => assign(slot),
-        index => index,
-    })
-    .ok()
-    .filter(|&index| index < SLOTS)
+    let index = SLOT.try_with(Cell::get).unwrap_or(NONE_LEFT);
+    if index < SLOTS {
+        Some(index)
+    } else {
+        assign()
+    }
 }
 
 #[cold]
 #[inline(never)]
-fn assign(slot: &Cell<usize>) -> usize {
-    let index = NEXT.fetch_add(1, Relaxed).min(UNASSIGNED - 1);
-    slot.set(index);
-    index
+fn assign() -> Option<usize> {
+    SLOT.try_with(|slot| {
+        if slot.get() == UNASSIGNED {
+            let index = NEXT.fetch_add(1, Relaxed);
+            slot.set(if index < SLOTS { index } else { NONE_LEFT });
+        }
+        slot.get()
+    })
+    .ok()
+    .filter(|&index| index < SLOTS)
 }
 
 /// How many slots have been handed out so far (at most [`SLOTS`]); every
