@@ -142,3 +142,42 @@ fn integration_guide_counters() {
     worker.join().unwrap();
     assert_eq!(stats.snapshot(), (0, 1, 0));
 }
+
+/// Section 3, "SIMD Vectorization": pattern matching and batch operations.
+#[test]
+fn simd_operations() {
+    use knhk_workflow_engine::performance::simd::{batching, pattern_matching};
+
+    let patterns = vec![1, 2, 3, 2, 4, 2, 5];
+    let matches = pattern_matching::vectorized_pattern_filter(&patterns, 2);
+    let count = pattern_matching::vectorized_pattern_count(&patterns, 2);
+    let found = pattern_matching::vectorized_pattern_any(&patterns, 2);
+    assert_eq!(matches, vec![1, 3, 5]);
+    assert_eq!(count, 3);
+    assert!(found);
+
+    let values = vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+    let sum = batching::vectorized_sum_u64(&values);
+    let max = batching::vectorized_max_u64(&values);
+    let avg = batching::vectorized_average_u64(&values);
+    let variance = batching::vectorized_variance_u64(&values);
+    assert_eq!(
+        (sum, max, avg, variance),
+        (55, Some(10), Some(5.5), Some(8.25))
+    );
+}
+
+/// Integration Guide, step 3: "Optimize Pattern Matching".
+#[test]
+fn integration_guide_pattern_matching() {
+    use knhk_workflow_engine::performance::simd::pattern_matching;
+
+    let all_patterns: Vec<u32> = (0..1000).map(|i| i % 43 + 1).collect();
+    let target_pattern = 7;
+
+    // Find all instances of pattern
+    let active_patterns =
+        pattern_matching::vectorized_pattern_filter(&all_patterns, target_pattern);
+    assert_eq!(active_patterns.len(), 23);
+    assert!(active_patterns.iter().all(|&i| all_patterns[i] == 7));
+}

@@ -10,6 +10,8 @@
 //!   [`CachePadded`](cache::CachePadded), against false sharing.
 //! - [`counters`]: executor statistics, plain and sharded per writer.
 //! - [`alloc_stats`]: a counting `GlobalAlloc` wrapper.
+//! - [`kernels`]: vectorised slice kernels (count, search, filter, exact
+//!   sum, max, min, mean, variance), dispatched at run time on x86_64.
 //! - [`ticks`]: the CPU's cycle/timestamp counter, for costs stated in ticks.
 //! - [`PatternId`] and [`WorkflowSpecId`]: the identifiers the workflow
 //!   engine uses everywhere.
@@ -36,6 +38,7 @@ pub mod alloc_stats;
 pub mod arena;
 pub mod cache;
 pub mod counters;
+pub mod kernels;
 pub mod patterns;
 mod sync;
 pub mod ticks;

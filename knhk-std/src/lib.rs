@@ -32,5 +32,6 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod memory;
+pub mod performance;
 
 pub use knhk_core::{ticks, PatternId, WorkflowSpecId};

@@ -1,0 +1,340 @@
+//! Slice kernels: counting, searching and filtering pattern ids, and exact
+//! statistics over `u64` batches. Fast on every target without
+//! `-C target-cpu=native`.
+//!
+//! The design document relied on `-C target-cpu=native`, which builds
+//! binaries that crash on older CPUs and is not how libraries ship. Here
+//! the code is compiled for the target's baseline and picks the best
+//! instruction set at run time:
+//!
+//! | target | what runs |
+//! |---|---|
+//! | x86_64 | the portable code as SSE2; AVX2 (or SSE4.2 for `u64` max/min) when CPUID reports it, detected once and cached, in `no_std` too |
+//! | aarch64 | the portable code, which LLVM vectorises with NEON (always present) |
+//! | thumbv7em, riscv32, other targets without SIMD | the portable code as unrolled scalar code |
+//! | `x86_64-unknown-none` (kernels), or feature `no-simd` | the portable code only, no run-time dispatch |
+//!
+//! **Kernel contexts.** A kernel may not touch vector registers it does not
+//! save. The `x86_64-unknown-none` target disables SSE, so the dispatch
+//! layer is not built and the portable code compiles to scalar
+//! instructions. On a target that has SSE enabled, the `no-simd` feature
+//! turns the run-time dispatch off; to keep LLVM from auto-vectorising the
+//! portable code as well, also build with `-C target-feature=-sse,-sse2`
+//! (or use `x86_64-unknown-none`).
+//!
+//! ```
+//! use knhk_core::kernels;
+//!
+//! let patterns = [1_u32, 2, 3, 2, 4, 2, 5];
+//! assert_eq!(kernels::vectorized_pattern_count(&patterns, 2), 3);
+//! assert!(kernels::vectorized_pattern_any(&patterns, 5));
+//!
+//! let mut found = [0_usize; 8];
+//! let n = kernels::vectorized_pattern_filter_into(&patterns, 2, &mut found);
+//! assert_eq!(&found[..n], &[1, 3, 5]);
+//!
+//! let values = [2_u64 << 59, (2 << 59) + 2];
+//! assert_eq!(kernels::vectorized_sum_u64(&values), (2 << 60) + 2);
+//! assert_eq!(kernels::vectorized_variance_u64(&values), Some(1.0)); // exact
+//! ```
+
+mod exact;
+mod portable;
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "sse2",
+    not(miri),
+    not(feature = "no-simd")
+))]
+mod x86;
+
+pub use portable::Lane;
+
+use crate::PatternId;
+use exact::U256;
+use portable::CHUNK;
+
+/// Calls the x86 variant for the detected level where the dispatch layer
+/// exists, else the portable code.
+macro_rules! dispatch {
+    (avx2: $avx2:expr, $(sse42: $sse42:expr, baseline: $base:expr,)? portable: $portable:expr) => {{
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2", not(miri), not(feature = "no-simd")))]
+        {
+            match x86::level() {
+                // SAFETY: `level()` reported AVX2 (with OS support) on this CPU.
+                x86::Level::Avx2 => return unsafe { $avx2 },
+                $(
+                    // SAFETY: `level()` reported SSE4.2 on this CPU.
+                    x86::Level::Sse42 => return unsafe { $sse42 },
+                    x86::Level::Baseline => return $base,
+                )?
+                #[allow(unreachable_patterns)]
+                _ => {}
+            }
+        }
+        $portable
+    }};
+}
+
+/// The instruction set the kernels use on this machine: `"avx2"`,
+/// `"sse4.2"`, `"sse2"` on x86_64, or `"portable"` (the portable code, as
+/// the target's compiler vectorised it).
+pub fn active_instruction_set() -> &'static str {
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "sse2",
+        not(miri),
+        not(feature = "no-simd")
+    ))]
+    {
+        match x86::level() {
+            x86::Level::Avx2 => "avx2",
+            x86::Level::Sse42 => "sse4.2",
+            x86::Level::Baseline => "sse2",
+        }
+    }
+    #[cfg(not(all(
+        target_arch = "x86_64",
+        target_feature = "sse2",
+        not(miri),
+        not(feature = "no-simd")
+    )))]
+    {
+        "portable"
+    }
+}
+
+/// How many elements of `xs` equal `v`. Any [`Lane`] type: `u8`, `u16`,
+/// `u32`, `u64`; for [`PatternId`] slices see [`count_patterns`].
+///
+/// ```
+/// assert_eq!(knhk_core::kernels::count(b"workflow", b'o'), 2);
+/// ```
+#[inline]
+pub fn count<T: Lane>(xs: &[T], v: T) -> usize {
+    dispatch!(avx2: x86::count_avx2(xs, v), portable: portable::count(xs, v))
+}
+
+/// Whether any element of `xs` equals `v`.
+#[inline]
+pub fn any<T: Lane>(xs: &[T], v: T) -> bool {
+    dispatch!(avx2: x86::any_avx2(xs, v), portable: portable::any(xs, v))
+}
+
+/// Writes the indices of the elements equal to `v` into `out`, ascending,
+/// as many as fit, and returns how many there are in all (so a result
+/// larger than `out.len()` says the buffer was too small).
+///
+/// ```
+/// let mut out = [0_usize; 2];
+/// let total = knhk_core::kernels::filter_into(&[7_u16, 1, 7, 7], 7, &mut out);
+/// assert_eq!((total, out), (3, [0, 2]));
+/// ```
+#[inline]
+pub fn filter_into<T: Lane>(xs: &[T], v: T, out: &mut [usize]) -> usize {
+    dispatch!(
+        avx2: x86::filter_into_avx2(xs, v, out),
+        portable: portable::filter_into(xs, v, out)
+    )
+}
+
+/// Calls `emit` with the index of each element equal to `v`, ascending.
+#[inline]
+pub fn for_each_match<T: Lane>(xs: &[T], v: T, emit: impl FnMut(usize)) {
+    dispatch!(
+        avx2: x86::for_each_match_avx2(xs, v, emit),
+        portable: portable::for_each_match(xs, v, emit)
+    )
+}
+
+/// The indices of the elements equal to `v`, ascending, as an iterator
+/// (no buffer needed). It works 64 elements at a time.
+///
+/// ```
+/// let idx: Vec<usize> = knhk_core::kernels::matches(&[3_u32, 9, 3], 3).collect();
+/// assert_eq!(idx, [0, 2]);
+/// ```
+pub fn matches<T: Lane>(xs: &[T], v: T) -> Matches<'_, T> {
+    let (chunks, rest) = xs.as_chunks::<CHUNK>();
+    Matches {
+        chunks,
+        rest,
+        v,
+        next_chunk: 0,
+        mask: 0,
+        base: 0,
+        rest_pos: 0,
+    }
+}
+
+/// Iterator returned by [`matches`].
+#[derive(Clone, Debug)]
+pub struct Matches<'a, T: Lane> {
+    chunks: &'a [[T; CHUNK]],
+    rest: &'a [T],
+    v: T,
+    next_chunk: usize,
+    mask: u64,
+    base: usize,
+    rest_pos: usize,
+}
+
+impl<T: Lane> Iterator for Matches<'_, T> {
+    type Item = usize;
+
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        loop {
+            if self.mask != 0 {
+                let bit = self.mask.trailing_zeros() as usize;
+                self.mask &= self.mask - 1;
+                return Some(self.base + bit);
+            }
+            let Some(chunk) = self.chunks.get(self.next_chunk) else {
+                break;
+            };
+            self.base = self.next_chunk * CHUNK;
+            self.next_chunk += 1;
+            self.mask = chunk_mask(chunk, self.v);
+        }
+        let tail_base = self.chunks.len() * CHUNK;
+        while let Some(&x) = self.rest.get(self.rest_pos) {
+            self.rest_pos += 1;
+            if x == self.v {
+                return Some(tail_base + self.rest_pos - 1);
+            }
+        }
+        None
+    }
+}
+
+#[inline]
+fn chunk_mask<T: Lane>(chunk: &[T; CHUNK], v: T) -> u64 {
+    dispatch!(avx2: x86::match_mask_avx2(chunk, v), portable: portable::match_mask(chunk, v))
+}
+
+/// How many pattern ids equal `v`: the design document's
+/// `vectorized_pattern_count` over `u32` pattern numbers.
+#[inline]
+pub fn vectorized_pattern_count(patterns: &[u32], v: u32) -> usize {
+    count(patterns, v)
+}
+
+/// Whether any pattern id equals `v`.
+#[inline]
+pub fn vectorized_pattern_any(patterns: &[u32], v: u32) -> bool {
+    any(patterns, v)
+}
+
+/// The design document's `vectorized_pattern_filter` without allocating:
+/// see [`filter_into`]. (knhk-std's version returns a `Vec`.)
+#[inline]
+pub fn vectorized_pattern_filter_into(patterns: &[u32], v: u32, out: &mut [usize]) -> usize {
+    filter_into(patterns, v, out)
+}
+
+/// A `PatternId` slice as its `u32` numbers, for any kernel.
+pub fn pattern_numbers(ids: &[PatternId]) -> &[u32] {
+    // SAFETY: `PatternId` is `#[repr(transparent)]` over `u32`, so the slices
+    // have the same layout, length and alignment.
+    unsafe { core::slice::from_raw_parts(ids.as_ptr().cast::<u32>(), ids.len()) }
+}
+
+/// How many of `ids` equal `id`.
+///
+/// ```
+/// use knhk_core::{kernels, PatternId};
+/// let ids = [PatternId(2), PatternId(3), PatternId(2)];
+/// assert_eq!(kernels::count_patterns(&ids, PatternId(2)), 2);
+/// ```
+#[inline]
+pub fn count_patterns(ids: &[PatternId], id: PatternId) -> usize {
+    count(pattern_numbers(ids), id.0)
+}
+
+/// Whether any of `ids` equals `id`.
+#[inline]
+pub fn any_pattern(ids: &[PatternId], id: PatternId) -> bool {
+    any(pattern_numbers(ids), id.0)
+}
+
+/// The exact sum; a `u128` cannot overflow for any slice.
+#[inline]
+pub fn vectorized_sum_u64(values: &[u64]) -> u128 {
+    dispatch!(avx2: x86::sum_u64_avx2(values), portable: portable::sum_u64(values))
+}
+
+/// The largest value, or `None` for an empty slice.
+#[inline]
+pub fn vectorized_max_u64(values: &[u64]) -> Option<u64> {
+    dispatch!(
+        avx2: x86::max_u64_avx2(values),
+        sse42: x86::max_u64_sse42(values),
+        baseline: x86::max_u64_scalar(values),
+        portable: portable::max_u64(values)
+    )
+}
+
+/// The smallest value, or `None` for an empty slice.
+#[inline]
+pub fn vectorized_min_u64(values: &[u64]) -> Option<u64> {
+    dispatch!(
+        avx2: x86::min_u64_avx2(values),
+        sse42: x86::min_u64_sse42(values),
+        baseline: x86::min_u64_scalar(values),
+        portable: portable::min_u64(values)
+    )
+}
+
+/// The mean, computed from the exact sum and rounded once; `None` for an
+/// empty slice.
+pub fn vectorized_average_u64(values: &[u64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let sum = vectorized_sum_u64(values);
+    Some(exact::ratio_to_f64(
+        U256::from_u128(sum),
+        values.len() as u128,
+    ))
+}
+
+fn moments(values: &[u64]) -> portable::Moments {
+    dispatch!(avx2: x86::moments_avx2(values), portable: portable::moments(values))
+}
+
+/// `n·Σx² − (Σx)²`, exactly.
+fn spread(values: &[u64]) -> U256 {
+    let m = moments(values);
+    let n = values.len() as u64;
+    // Non-negative by the Cauchy-Schwarz inequality.
+    m.sum_sq.mul_u64(n).sub(U256::mul_u128(m.sum, m.sum))
+}
+
+/// The population variance `Σ(x − mean)² / n`, computed exactly in integers
+/// and rounded once; `None` for an empty slice.
+///
+/// ```
+/// let v = knhk_core::kernels::vectorized_variance_u64(&[1 << 60, (1 << 60) + 2]);
+/// assert_eq!(v, Some(1.0)); // a two-pass f64 computation gives 0 here
+/// ```
+pub fn vectorized_variance_u64(values: &[u64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let n = values.len() as u128;
+    Some(exact::ratio_to_f64(spread(values), n * n))
+}
+
+/// The sample variance `Σ(x − mean)² / (n − 1)`, exact and rounded once;
+/// `None` for fewer than two values.
+pub fn vectorized_sample_variance_u64(values: &[u64]) -> Option<f64> {
+    if values.len() < 2 {
+        return None;
+    }
+    let n = values.len() as u128;
+    Some(exact::ratio_to_f64(spread(values), n * (n - 1)))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,231 @@
+//! The kernels in portable Rust, shaped so that LLVM vectorises them:
+//! fixed-size chunks, no early exit inside a chunk, and accumulators as
+//! narrow as the data allows.
+//!
+//! Every function is `#[inline(always)]`: the x86 layer compiles them again
+//! inside `#[target_feature(enable = "avx2")]` functions, where the same
+//! code becomes AVX2 code. On targets without SIMD (thumbv7em, kernels) it
+//! is plain unrolled scalar code.
+
+use super::exact::U256;
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for u8 {}
+    impl Sealed for u16 {}
+    impl Sealed for u32 {}
+    impl Sealed for u64 {}
+}
+
+/// An element type the counting kernels accept: `u8`, `u16`, `u32`, `u64`.
+pub trait Lane: Copy + Eq + sealed::Sealed {
+    /// How many elements can be counted in the element's own width before
+    /// the count could overflow it.
+    #[doc(hidden)]
+    const BLOCK: usize;
+    #[doc(hidden)]
+    const ZERO: Self;
+    #[doc(hidden)]
+    fn one_if(b: bool) -> Self;
+    #[doc(hidden)]
+    fn wrapping_add(self, other: Self) -> Self;
+    #[doc(hidden)]
+    fn to_usize(self) -> usize;
+}
+
+macro_rules! lane {
+    ($($t:ty),*) => {$(
+        impl Lane for $t {
+            const BLOCK: usize = if (<$t>::MAX as u128) < usize::MAX as u128 {
+                <$t>::MAX as usize
+            } else {
+                usize::MAX
+            };
+            const ZERO: Self = 0;
+            #[inline(always)]
+            fn one_if(b: bool) -> Self {
+                b as $t
+            }
+            #[inline(always)]
+            fn wrapping_add(self, other: Self) -> Self {
+                <$t>::wrapping_add(self, other)
+            }
+            #[inline(always)]
+            fn to_usize(self) -> usize {
+                self as usize
+            }
+        }
+    )*};
+}
+
+lane!(u8, u16, u32, u64);
+
+/// Elements per chunk for `any` and the bitmask of `filter`.
+pub(crate) const CHUNK: usize = 64;
+
+#[inline(always)]
+pub(crate) fn count<T: Lane>(xs: &[T], v: T) -> usize {
+    let mut total = 0_usize;
+    for block in xs.chunks(T::BLOCK) {
+        // Counted in T's width: 32 u8 or 8 u32 lanes per AVX2 register.
+        let mut acc = T::ZERO;
+        for &x in block {
+            acc = acc.wrapping_add(T::one_if(x == v));
+        }
+        total += acc.to_usize();
+    }
+    total
+}
+
+#[inline(always)]
+pub(crate) fn any<T: Lane>(xs: &[T], v: T) -> bool {
+    let (chunks, rest) = xs.as_chunks::<CHUNK>();
+    for chunk in chunks {
+        // The whole chunk is compared (no early exit inside), so the
+        // comparisons vectorise; one branch per chunk.
+        if chunk.iter().fold(false, |seen, &x| seen | (x == v)) {
+            return true;
+        }
+    }
+    rest.iter().fold(false, |seen, &x| seen | (x == v))
+}
+
+/// Bit `i` set where `chunk[i] == v`.
+#[inline(always)]
+pub(crate) fn match_mask<T: Lane>(chunk: &[T; CHUNK], v: T) -> u64 {
+    let mut mask = 0_u64;
+    for (i, &x) in chunk.iter().enumerate() {
+        mask |= u64::from(x == v) << i;
+    }
+    mask
+}
+
+/// Calls `emit` with each index of `xs` equal to `v`, ascending.
+#[inline(always)]
+pub(crate) fn for_each_match<T: Lane>(xs: &[T], v: T, mut emit: impl FnMut(usize)) {
+    let (chunks, rest) = xs.as_chunks::<CHUNK>();
+    for (c, chunk) in chunks.iter().enumerate() {
+        let mut mask = match_mask(chunk, v);
+        while mask != 0 {
+            emit(c * CHUNK + mask.trailing_zeros() as usize);
+            mask &= mask - 1;
+        }
+    }
+    let base = chunks.len() * CHUNK;
+    for (i, &x) in rest.iter().enumerate() {
+        if x == v {
+            emit(base + i);
+        }
+    }
+}
+
+/// Writes the matching indices into `out` (as many as fit) and returns
+/// how many there are in all.
+#[inline(always)]
+pub(crate) fn filter_into<T: Lane>(xs: &[T], v: T, out: &mut [usize]) -> usize {
+    let mut found = 0;
+    for_each_match(xs, v, |i| {
+        if let Some(slot) = out.get_mut(found) {
+            *slot = i;
+        }
+        found += 1;
+    });
+    found
+}
+
+/// Elements per block of the `u64` sums: each 32-bit half of an element is
+/// below 2^32, so 2^32 of them sum below 2^64.
+const SUM_BLOCK: usize = if usize::BITS > 32 {
+    1 << 32
+} else {
+    usize::MAX
+};
+
+#[inline(always)]
+pub(crate) fn sum_u64(xs: &[u64]) -> u128 {
+    let mut total = 0_u128;
+    for block in xs.chunks(SUM_BLOCK) {
+        // Summing the halves separately keeps every lane in u64 with no
+        // carries to track, which vectorises on every SIMD width.
+        let (mut low, mut high) = (0_u64, 0_u64);
+        for &x in block {
+            low = low.wrapping_add(x & 0xFFFF_FFFF);
+            high = high.wrapping_add(x >> 32);
+        }
+        total += (u128::from(high) << 32) + u128::from(low);
+    }
+    total
+}
+
+#[inline(always)]
+pub(crate) fn max_u64(xs: &[u64]) -> Option<u64> {
+    let first = *xs.first()?;
+    let (chunks, rest) = xs.as_chunks::<8>();
+    let mut lanes = [first; 8];
+    for chunk in chunks {
+        for i in 0..8 {
+            lanes[i] = lanes[i].max(chunk[i]);
+        }
+    }
+    Some(
+        rest.iter()
+            .fold(lanes.into_iter().fold(first, u64::max), |m, &x| m.max(x)),
+    )
+}
+
+#[inline(always)]
+pub(crate) fn min_u64(xs: &[u64]) -> Option<u64> {
+    let first = *xs.first()?;
+    let (chunks, rest) = xs.as_chunks::<8>();
+    let mut lanes = [first; 8];
+    for chunk in chunks {
+        for i in 0..8 {
+            lanes[i] = lanes[i].min(chunk[i]);
+        }
+    }
+    Some(
+        rest.iter()
+            .fold(lanes.into_iter().fold(first, u64::min), |m, &x| m.min(x)),
+    )
+}
+
+/// Σx (at most 128 bits) and Σx² (at most 192 bits) of a slice.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Moments {
+    pub(crate) sum: u128,
+    pub(crate) sum_sq: U256,
+}
+
+/// Σx and Σx², exactly, in a form that vectorises: with `x = h·2^32 + l`,
+/// `x² = h²·2^64 + 2hl·2^32 + l²`, and each 32×32-bit product is summed
+/// as its two 32-bit halves, so every lane stays a plain u64 addition.
+#[inline(always)]
+pub(crate) fn moments(xs: &[u64]) -> Moments {
+    let mut m = Moments::default();
+    for block in xs.chunks(SUM_BLOCK) {
+        let mut acc = [0_u64; 8];
+        for &x in block {
+            let (h, l) = (x >> 32, x & 0xFFFF_FFFF);
+            let (ll, hl, hh) = (l * l, h * l, h * h);
+            acc[0] = acc[0].wrapping_add(l);
+            acc[1] = acc[1].wrapping_add(h);
+            acc[2] = acc[2].wrapping_add(ll & 0xFFFF_FFFF);
+            acc[3] = acc[3].wrapping_add(ll >> 32);
+            acc[4] = acc[4].wrapping_add(hl & 0xFFFF_FFFF);
+            acc[5] = acc[5].wrapping_add(hl >> 32);
+            acc[6] = acc[6].wrapping_add(hh & 0xFFFF_FFFF);
+            acc[7] = acc[7].wrapping_add(hh >> 32);
+        }
+        let w = |i: usize, shift: u32| U256::from_u128(u128::from(acc[i])).shl(shift);
+        m.sum += (u128::from(acc[1]) << 32) + u128::from(acc[0]);
+        // Σl² + 2·Σhl·2^32 + Σh²·2^64, each product split at bit 32.
+        let sum_sq = w(2, 0)
+            .add(w(3, 32))
+            .add(w(4, 33))
+            .add(w(5, 65))
+            .add(w(6, 64))
+            .add(w(7, 96));
+        m.sum_sq = m.sum_sq.add(sum_sq);
+    }
+    m
+}

@@ -1,0 +1,291 @@
+//! Every kernel variant this CPU can run, against a scalar oracle.
+
+use super::*;
+use proptest::prelude::*;
+
+/// The obvious implementations the kernels must agree with.
+mod oracle {
+    use super::U256;
+
+    pub fn count<T: PartialEq>(xs: &[T], v: T) -> usize {
+        xs.iter().filter(|x| **x == v).count()
+    }
+
+    pub fn indices<T: PartialEq>(xs: &[T], v: T) -> Vec<usize> {
+        (0..xs.len()).filter(|&i| xs[i] == v).collect()
+    }
+
+    pub fn sum(xs: &[u64]) -> u128 {
+        xs.iter().map(|&x| u128::from(x)).sum()
+    }
+
+    pub fn sum_sq(xs: &[u64]) -> U256 {
+        xs.iter().fold(U256::ZERO, |acc, &x| {
+            acc.add(U256::mul_u128(u128::from(x), u128::from(x)))
+        })
+    }
+}
+
+/// Every variant of a kernel that can run here, by name.
+macro_rules! variants {
+    ($portable:path, $avx2:ident, ($($arg:expr),*)) => {{
+        #[allow(unused_mut)]
+        let mut out = vec![("portable", $portable($($arg),*))];
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2", not(miri), not(feature = "no-simd")))]
+        if x86::level() >= x86::Level::Avx2 {
+            // SAFETY: the CPU has AVX2.
+            out.push(("avx2", unsafe { x86::$avx2($($arg),*) }));
+        }
+        out
+    }};
+}
+
+fn check_counting<T: Lane + core::fmt::Debug>(xs: &[T], v: T) -> Result<(), TestCaseError> {
+    let want = oracle::count(xs, v);
+    for (name, got) in variants!(portable::count, count_avx2, (xs, v)) {
+        prop_assert_eq!(got, want, "count, {} variant", name);
+    }
+    prop_assert_eq!(count(xs, v), want);
+    for (name, got) in variants!(portable::any, any_avx2, (xs, v)) {
+        prop_assert_eq!(got, want > 0, "any, {} variant", name);
+    }
+    prop_assert_eq!(super::any(xs, v), want > 0);
+    let indices = oracle::indices(xs, v);
+    let mut out = vec![usize::MAX; indices.len()];
+    prop_assert_eq!(filter_into(xs, v, &mut out), indices.len());
+    prop_assert_eq!(&out, &indices);
+    let mut short = vec![0; indices.len() / 2];
+    prop_assert_eq!(portable::filter_into(xs, v, &mut short), indices.len());
+    prop_assert_eq!(&short[..], &indices[..short.len()]);
+    prop_assert_eq!(matches(xs, v).collect::<Vec<_>>(), indices.clone());
+    let mut seen = Vec::new();
+    for_each_match(xs, v, |i| seen.push(i));
+    prop_assert_eq!(seen, indices);
+    Ok(())
+}
+
+fn check_stats(xs: &[u64]) -> Result<(), TestCaseError> {
+    let sum = oracle::sum(xs);
+    for (name, got) in variants!(portable::sum_u64, sum_u64_avx2, (xs)) {
+        prop_assert_eq!(got, sum, "sum, {} variant", name);
+    }
+    prop_assert_eq!(vectorized_sum_u64(xs), sum);
+    let (max, min) = (xs.iter().copied().max(), xs.iter().copied().min());
+    prop_assert_eq!(vectorized_max_u64(xs), max);
+    prop_assert_eq!(vectorized_min_u64(xs), min);
+    prop_assert_eq!(portable::max_u64(xs), max);
+    prop_assert_eq!(portable::min_u64(xs), min);
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "sse2",
+        not(miri),
+        not(feature = "no-simd")
+    ))]
+    {
+        prop_assert_eq!(x86::max_u64_scalar(xs), max);
+        prop_assert_eq!(x86::min_u64_scalar(xs), min);
+        if x86::level() >= x86::Level::Sse42 {
+            // SAFETY: the CPU has SSE4.2.
+            unsafe {
+                prop_assert_eq!(x86::max_u64_sse42(xs), max);
+                prop_assert_eq!(x86::min_u64_sse42(xs), min);
+            }
+        }
+        if x86::level() >= x86::Level::Avx2 {
+            // SAFETY: the CPU has AVX2.
+            unsafe {
+                prop_assert_eq!(x86::max_u64_avx2(xs), max);
+                prop_assert_eq!(x86::min_u64_avx2(xs), min);
+                prop_assert_eq!(x86::moments_avx2(xs).sum_sq, oracle::sum_sq(xs));
+            }
+        }
+    }
+    let m = portable::moments(xs);
+    prop_assert_eq!(m.sum, sum);
+    prop_assert_eq!(m.sum_sq, oracle::sum_sq(xs));
+
+    let n = xs.len() as u128;
+    if xs.is_empty() {
+        prop_assert_eq!(vectorized_average_u64(xs), None);
+        prop_assert_eq!(vectorized_variance_u64(xs), None);
+    } else {
+        let spread = oracle::sum_sq(xs)
+            .mul_u64(n as u64)
+            .sub(U256::mul_u128(sum, sum));
+        prop_assert_eq!(
+            vectorized_variance_u64(xs),
+            Some(exact::ratio_to_f64(spread, n * n))
+        );
+        prop_assert_eq!(
+            vectorized_average_u64(xs),
+            Some(exact::ratio_to_f64(U256::from_u128(sum), n))
+        );
+        if n >= 2 {
+            prop_assert_eq!(
+                vectorized_sample_variance_u64(xs),
+                Some(exact::ratio_to_f64(spread, n * (n - 1)))
+            );
+        }
+        // Sanity against f64 where f64 is nearly exact (small values).
+        if xs.iter().all(|&x| x < 1 << 20) {
+            let mean = xs.iter().map(|&x| x as f64).sum::<f64>() / n as f64;
+            let var = xs.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n as f64;
+            let got = vectorized_variance_u64(xs).unwrap();
+            prop_assert!(
+                (got - var).abs() <= 1e-6 * var.max(1.0),
+                "{} vs {}",
+                got,
+                var
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Values that stress the edges: 0, u64::MAX, and around 2^53 and 2^63.
+fn edgy_u64() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        proptest::arbitrary::any::<u64>(),
+        Just(0),
+        Just(u64::MAX),
+        (0u64..8).prop_map(|d| (1 << 53) - 4 + d),
+        (0u64..8).prop_map(|d| (1 << 63) - 4 + d),
+        0u64..4,
+    ]
+}
+
+fn cases() -> u32 {
+    if cfg!(miri) {
+        4
+    } else {
+        256
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn counting_kernels_match_the_oracle(
+        xs in proptest::collection::vec(0u32..6, 0..300),
+        v in 0u32..6,
+        skip in 0usize..5,
+    ) {
+        // Sub-slices start at any offset, so loads are unaligned.
+        let xs = &xs[skip.min(xs.len())..];
+        check_counting(xs, v)?;
+        let narrow: Vec<u8> = xs.iter().map(|&x| x as u8).collect();
+        check_counting(&narrow, v as u8)?;
+        let mid: Vec<u16> = xs.iter().map(|&x| x as u16).collect();
+        check_counting(&mid, v as u16)?;
+        let wide: Vec<u64> = xs.iter().map(|&x| u64::from(x) << 40).collect();
+        check_counting(&wide, u64::from(v) << 40)?;
+    }
+
+    #[test]
+    fn statistics_match_the_oracle(
+        xs in proptest::collection::vec(edgy_u64(), 0..200),
+        skip in 0usize..3,
+    ) {
+        check_stats(&xs[skip.min(xs.len())..])?;
+    }
+}
+
+#[test]
+fn long_u8_runs_do_not_overflow_the_narrow_counters() {
+    // More matches than a u8 lane can count, across block boundaries.
+    let xs = vec![9_u8; 70_000];
+    assert_eq!(count(&xs, 9), 70_000);
+    let ys = vec![1_u16; 70_000];
+    assert_eq!(count(&ys, 1), 70_000);
+}
+
+#[test]
+fn all_max_values() {
+    let xs = vec![u64::MAX; 1000];
+    assert_eq!(vectorized_sum_u64(&xs), 1000 * u128::from(u64::MAX));
+    assert_eq!(vectorized_max_u64(&xs), Some(u64::MAX));
+    assert_eq!(vectorized_min_u64(&xs), Some(u64::MAX));
+    assert_eq!(vectorized_average_u64(&xs), Some(u64::MAX as f64));
+    assert_eq!(vectorized_variance_u64(&xs), Some(0.0));
+    check_stats(&xs).unwrap();
+}
+
+#[test]
+fn variance_is_exact_where_f64_is_not() {
+    let xs = [1_u64 << 60, (1 << 60) + 2];
+    assert_eq!(vectorized_variance_u64(&xs), Some(1.0));
+    assert_eq!(vectorized_sample_variance_u64(&xs), Some(2.0));
+    assert_eq!(
+        vectorized_average_u64(&xs),
+        Some(((1_u64 << 60) + 1) as f64)
+    );
+    // The extremes: variance of [0, u64::MAX] is (2^64 - 1)^2 / 4.
+    let v = vectorized_variance_u64(&[0, u64::MAX]).unwrap();
+    assert_eq!(v, (u64::MAX as f64).powi(2) / 4.0);
+    assert_eq!(vectorized_sample_variance_u64(&[5]), None);
+    assert_eq!(vectorized_variance_u64(&[5]), Some(0.0));
+}
+
+#[test]
+fn seed_values() {
+    let patterns = [1_u32, 2, 3, 2, 4, 2, 5];
+    assert_eq!(vectorized_pattern_count(&patterns, 2), 3);
+    assert!(vectorized_pattern_any(&patterns, 2));
+    assert!(!vectorized_pattern_any(&patterns, 9));
+    let values: Vec<u64> = (1..=10).collect();
+    assert_eq!(vectorized_sum_u64(&values), 55);
+    assert_eq!(vectorized_max_u64(&values), Some(10));
+    assert_eq!(vectorized_average_u64(&values), Some(5.5));
+    assert_eq!(vectorized_variance_u64(&values), Some(8.25));
+}
+
+#[test]
+fn pattern_ids_work_through_their_numbers() {
+    let ids = [PatternId(3), PatternId(7), PatternId(3)];
+    assert_eq!(count_patterns(&ids, PatternId(3)), 2);
+    assert!(any_pattern(&ids, PatternId(7)));
+    assert_eq!(pattern_numbers(&ids), &[3, 7, 3]);
+}
+
+#[test]
+fn the_active_instruction_set_is_named() {
+    let set = active_instruction_set();
+    assert!(
+        ["avx2", "sse4.2", "sse2", "portable"].contains(&set),
+        "{set}"
+    );
+    if cfg!(miri) {
+        assert_eq!(set, "portable");
+    }
+}
+
+/// Variants this CPU cannot run are named, so a test log shows what was
+/// not covered here rather than passing silently.
+#[test]
+fn report_which_variants_ran() {
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "sse2",
+        not(miri),
+        not(feature = "no-simd")
+    ))]
+    {
+        let level = x86::level();
+        eprintln!(
+            "kernel variants checked on this CPU: portable, scalar{}{}",
+            if level >= x86::Level::Sse42 {
+                ", sse4.2"
+            } else {
+                " (no sse4.2 here)"
+            },
+            if level >= x86::Level::Avx2 {
+                ", avx2"
+            } else {
+                " (no avx2 here)"
+            },
+        );
+        assert!(level >= x86::Level::Baseline);
+    }
+    assert!(!active_instruction_set().is_empty());
+}

@@ -1,0 +1,153 @@
+//! x86_64: choosing an instruction set at run time.
+//!
+//! The crate is compiled for the x86_64 baseline (SSE2), which every x86_64
+//! CPU has. At the first kernel call, CPUID (and XGETBV, to check that the
+//! operating system saves the wider registers) says whether this CPU also
+//! has SSE4.2 and AVX2; the answer is cached in one byte, so each later call
+//! pays a relaxed load and a predictable branch. This works in `no_std`:
+//! `core::arch` has CPUID, where `is_x86_feature_detected!` needs std.
+//!
+//! Each variant is the portable kernel compiled inside a
+//! `#[target_feature]` function, so LLVM vectorises the same source for the
+//! wider registers; there is no hand-written assembly to keep in step.
+//!
+//! Only built when the target has SSE2 and the `no-simd` feature is off:
+//! kernel targets such as `x86_64-unknown-none` disable SSE, and then the
+//! kernels are the portable code, compiled to plain scalar instructions.
+
+use core::sync::atomic::{AtomicU8, Ordering::Relaxed};
+
+use super::portable::{self, Lane, Moments};
+
+/// The instruction sets the kernels can use on this CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Level {
+    /// SSE2 only.
+    Baseline = 1,
+    /// SSE4.2: adds the 64-bit compare that `u64` max/min need.
+    Sse42 = 2,
+    /// AVX2, with the OS saving the 256-bit registers.
+    Avx2 = 3,
+}
+
+static LEVEL: AtomicU8 = AtomicU8::new(0);
+
+/// This CPU's level, detected once.
+#[inline(always)]
+pub(crate) fn level() -> Level {
+    match LEVEL.load(Relaxed) {
+        3 => Level::Avx2,
+        2 => Level::Sse42,
+        1 => Level::Baseline,
+        _ => detect(),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn detect() -> Level {
+    let level = cpu_level();
+    LEVEL.store(level as u8, Relaxed);
+    level
+}
+
+fn cpu_level() -> Level {
+    use core::arch::x86_64::{__cpuid, __cpuid_count};
+
+    let max_leaf = __cpuid(0).eax;
+    let leaf1 = __cpuid(1);
+    let sse42 = leaf1.ecx & (1 << 20) != 0;
+    let osxsave = leaf1.ecx & (1 << 27) != 0;
+    let avx = leaf1.ecx & (1 << 28) != 0;
+    let avx2 = max_leaf >= 7 && __cpuid_count(7, 0).ebx & (1 << 5) != 0;
+    // XCR0 bits 1 and 2: the OS saves XMM and YMM state on context switch.
+    // SAFETY: XGETBV exists when CPUID reports OSXSAVE, checked first.
+    let ymm_saved = osxsave && avx && unsafe { xcr0() } & 0b110 == 0b110;
+    if avx2 && ymm_saved {
+        Level::Avx2
+    } else if sse42 {
+        Level::Sse42
+    } else {
+        Level::Baseline
+    }
+}
+
+/// Reads XCR0.
+///
+/// # Safety
+/// The CPU must support XSAVE (CPUID.1:ECX.OSXSAVE).
+#[target_feature(enable = "xsave")]
+unsafe fn xcr0() -> u64 {
+    // SAFETY: the caller checked that the CPU supports XSAVE.
+    unsafe { core::arch::x86_64::_xgetbv(0) }
+}
+
+macro_rules! variants {
+    ($feature:literal: $($name:ident<$($g:ident: $b:path),*>($($arg:ident: $ty:ty),*) -> $ret:ty = $body:path;)*) => {$(
+        #[target_feature(enable = $feature)]
+        pub(crate) fn $name<$($g: $b),*>($($arg: $ty),*) -> $ret {
+            $body($($arg),*)
+        }
+    )*};
+}
+
+variants! { "avx2":
+    count_avx2<T: Lane>(xs: &[T], v: T) -> usize = portable::count;
+    any_avx2<T: Lane>(xs: &[T], v: T) -> bool = portable::any;
+    filter_into_avx2<T: Lane>(xs: &[T], v: T, out: &mut [usize]) -> usize = portable::filter_into;
+    match_mask_avx2<T: Lane>(chunk: &[T; portable::CHUNK], v: T) -> u64 = portable::match_mask;
+    sum_u64_avx2<>(xs: &[u64]) -> u128 = portable::sum_u64;
+    max_u64_avx2<>(xs: &[u64]) -> Option<u64> = portable::max_u64;
+    min_u64_avx2<>(xs: &[u64]) -> Option<u64> = portable::min_u64;
+    moments_avx2<>(xs: &[u64]) -> Moments = portable::moments;
+}
+
+variants! { "sse4.2":
+    max_u64_sse42<>(xs: &[u64]) -> Option<u64> = portable::max_u64;
+    min_u64_sse42<>(xs: &[u64]) -> Option<u64> = portable::min_u64;
+}
+
+/// Matching indices through a closure, in AVX2.
+#[target_feature(enable = "avx2")]
+pub(crate) fn for_each_match_avx2<T: Lane, F: FnMut(usize)>(xs: &[T], v: T, emit: F) {
+    portable::for_each_match(xs, v, emit)
+}
+
+/// `u64` max for CPUs with neither SSE4.2 nor AVX2. SSE2 has no 64-bit
+/// compare, and LLVM's emulation of one is slower than scalar code, so an
+/// empty `asm!` in the loop keeps the vectoriser out: four independent
+/// scalar maxima per step.
+pub(crate) fn max_u64_scalar(xs: &[u64]) -> Option<u64> {
+    let first = *xs.first()?;
+    let (chunks, rest) = xs.as_chunks::<4>();
+    let mut m = [first; 4];
+    for c in chunks {
+        // SAFETY: an empty assembly block with no operands does nothing.
+        unsafe { core::arch::asm!("", options(nomem, nostack, preserves_flags)) };
+        for i in 0..4 {
+            m[i] = m[i].max(c[i]);
+        }
+    }
+    Some(
+        rest.iter()
+            .fold(m[0].max(m[1]).max(m[2].max(m[3])), |a, &x| a.max(x)),
+    )
+}
+
+/// `u64` min for CPUs with neither SSE4.2 nor AVX2 (see [`max_u64_scalar`]).
+pub(crate) fn min_u64_scalar(xs: &[u64]) -> Option<u64> {
+    let first = *xs.first()?;
+    let (chunks, rest) = xs.as_chunks::<4>();
+    let mut m = [first; 4];
+    for c in chunks {
+        // SAFETY: an empty assembly block with no operands does nothing.
+        unsafe { core::arch::asm!("", options(nomem, nostack, preserves_flags)) };
+        for i in 0..4 {
+            m[i] = m[i].min(c[i]);
+        }
+    }
+    Some(
+        rest.iter()
+            .fold(m[0].min(m[1]).min(m[2].min(m[3])), |a, &x| a.min(x)),
+    )
+}
