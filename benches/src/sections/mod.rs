@@ -12,10 +12,12 @@ pub mod alloc_stats;
 pub mod allocations;
 pub mod arena;
 pub mod false_sharing;
+pub mod kernels;
 
 /// Every section, in report order.
 pub const ALL: &[Section] = &[
     arena::SECTION,
+    kernels::SECTION,
     false_sharing::SECTION,
     alloc_stats::SECTION,
     allocations::SECTION,

@@ -108,6 +108,25 @@ impl U256 {
         U256(out)
     }
 
+    /// `self >> s`, for `s < 256`.
+    pub(crate) fn shr(self, s: u32) -> U256 {
+        let (limbs, bits) = ((s / 64) as usize, s % 64);
+        let mut out = [0_u64; 4];
+        for (i, slot) in out.iter_mut().enumerate().take(4 - limbs) {
+            let src = i + limbs;
+            *slot = self.0[src] >> bits;
+            if bits != 0 && src + 1 < 4 {
+                *slot |= self.0[src + 1] << (64 - bits);
+            }
+        }
+        U256(out)
+    }
+
+    /// Whether any of the low `s` bits is set.
+    pub(crate) fn low_bits_set(self, s: u32) -> bool {
+        self != self.shr(s).shl(s)
+    }
+
     /// Quotient and remainder by a non-zero `d`; the quotient must fit in
     /// 128 bits.
     pub(crate) fn div_rem_u128(self, d: u128) -> (u128, u128) {
@@ -167,24 +186,35 @@ pub(crate) fn ratio_to_f64(n: U256, d: u128) -> f64 {
     if n == U256::ZERO {
         return 0.0;
     }
-    // Scale the numerator so the quotient has at least 55 significant bits
-    // (53 kept, a guard bit, and room), then round the quotient with the
-    // remainder as the sticky bit. The scaled numerator stays below 2^256:
-    // its bit count is at most d's plus 56.
+    // Scale the numerator by 2^shift so that the quotient has 55 or 56
+    // bits: 53 kept, a guard bit, and room. Bits shifted out to the right
+    // only matter as "something non-zero was below", the sticky bit, as
+    // does the remainder. For n < 2^36 values the scaled numerator fits in
+    // 128 bits and one native division does it.
     let d_bits = 128 - d.leading_zeros();
-    let n_bits = n.bits();
-    let shift = (55 + d_bits).saturating_sub(n_bits);
-    let (q, r) = n.shl(shift).div_rem_u128(d);
-    round_scaled(q, r != 0, shift)
+    let shift = 55 + d_bits as i32 - n.bits() as i32;
+    let (scaled, lost) = if shift >= 0 {
+        (n.shl(shift as u32), false)
+    } else {
+        let k = (-shift) as u32;
+        (n.shr(k), n.low_bits_set(k))
+    };
+    let (q, r) = if scaled.fits_u128() {
+        let x = scaled.low_u128();
+        (x / d, x % d)
+    } else {
+        scaled.div_rem_u128(d)
+    };
+    round_scaled(q, r != 0 || lost, -shift)
 }
 
-/// `q · 2^-shift`, rounded to nearest-even, where `sticky` says whether
+/// `q · 2^exp`, rounded to nearest-even, where `sticky` says whether
 /// anything non-zero lies below `q`'s last bit.
-fn round_scaled(q: u128, sticky: bool, shift: u32) -> f64 {
+fn round_scaled(q: u128, sticky: bool, exp: i32) -> f64 {
     let bits = 128 - q.leading_zeros();
     if bits <= 53 {
         // Exact in 53 bits (only possible when nothing was scaled in).
-        return scale(q as u64 as f64, -(shift as i32));
+        return scale(q as u64 as f64, exp);
     }
     let drop = bits - 53;
     let mut mantissa = (q >> drop) as u64;
@@ -196,7 +226,7 @@ fn round_scaled(q: u128, sticky: bool, shift: u32) -> f64 {
         mantissa += 1;
     }
     // `mantissa` has at most 54 bits: exact in f64.
-    scale(mantissa as f64, drop as i32 - shift as i32)
+    scale(mantissa as f64, drop as i32 + exp)
 }
 
 /// `x · 2^e`, exact for the exponents the kernels produce (|e| < 300).
@@ -237,6 +267,13 @@ mod tests {
             U256::from_u128(2)
         );
         assert_eq!(U256::from_u128(1).shl(200).bits(), 201);
+        assert_eq!(U256::from_u128(1).shl(200).shr(199), U256::from_u128(2));
+        assert_eq!(
+            U256::from_u128(u128::MAX).shr(64).low_u128(),
+            u128::from(u64::MAX)
+        );
+        assert!(U256::from_u128(0b1011).low_bits_set(2));
+        assert!(!U256::from_u128(0b1100).low_bits_set(2));
         assert_eq!(
             U256::from_u128(3).mul_u64(u64::MAX).low_u128(),
             3 * u128::from(u64::MAX)
@@ -265,5 +302,13 @@ mod tests {
         let big = U256::mul_u128(1 << 100, 3);
         assert_eq!(ratio_to_f64(big, 3), 2f64.powi(100));
         assert_eq!(ratio_to_f64(U256::from_u128(u128::MAX), 2), 2f64.powi(127));
+        // A 256-bit numerator whose dropped low bits decide a tie: the
+        // quotient is 2^200 + 2^147 (a tie at 53 bits) plus a tiny bit more.
+        let tie = U256::from_u128(1).shl(200).add(U256::from_u128(1).shl(147));
+        assert_eq!(ratio_to_f64(tie, 1), 2f64.powi(200));
+        assert_eq!(
+            ratio_to_f64(tie.add(U256::from_u128(1)), 1),
+            2f64.powi(200) + 2f64.powi(148)
+        );
     }
 }

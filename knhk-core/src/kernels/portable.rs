@@ -79,15 +79,21 @@ pub(crate) fn count<T: Lane>(xs: &[T], v: T) -> usize {
 
 #[inline(always)]
 pub(crate) fn any<T: Lane>(xs: &[T], v: T) -> bool {
-    let (chunks, rest) = xs.as_chunks::<CHUNK>();
+    let seen = |chunk: &[T; CHUNK]| chunk.iter().fold(false, |seen, &x| seen | (x == v));
+    let (chunks, _) = xs.as_chunks::<CHUNK>();
+    if chunks.is_empty() {
+        return xs.iter().fold(false, |seen, &x| seen | (x == v));
+    }
     for chunk in chunks {
         // The whole chunk is compared (no early exit inside), so the
         // comparisons vectorise; one branch per chunk.
-        if chunk.iter().fold(false, |seen, &x| seen | (x == v)) {
+        if seen(chunk) {
             return true;
         }
     }
-    rest.iter().fold(false, |seen, &x| seen | (x == v))
+    // The tail as one more full chunk that overlaps the last: no scalar loop.
+    let (_, last) = xs.as_rchunks::<CHUNK>();
+    last.last().is_some_and(seen)
 }
 
 /// Bit `i` set where `chunk[i] == v`.
@@ -145,48 +151,64 @@ const SUM_BLOCK: usize = if usize::BITS > 32 {
 pub(crate) fn sum_u64(xs: &[u64]) -> u128 {
     let mut total = 0_u128;
     for block in xs.chunks(SUM_BLOCK) {
-        // Summing the halves separately keeps every lane in u64 with no
-        // carries to track, which vectorises on every SIMD width.
-        let (mut low, mut high) = (0_u64, 0_u64);
+        // The wrapping sum gives Σx mod 2^64; the sum of high halves pins
+        // down the rest: Σx lies in [H·2^32, H·2^32 + n·2^32), a range
+        // narrower than 2^64 because a block has fewer than 2^32 elements.
+        // Two adds and a shift per element, all plain u64 lanes.
+        let (mut wrapped, mut high) = (0_u64, 0_u64);
         for &x in block {
-            low = low.wrapping_add(x & 0xFFFF_FFFF);
+            wrapped = wrapped.wrapping_add(x);
             high = high.wrapping_add(x >> 32);
         }
-        total += (u128::from(high) << 32) + u128::from(low);
+        let floor = u128::from(high) << 32;
+        total += floor + u128::from(wrapped.wrapping_sub(floor as u64));
     }
     total
 }
 
+/// Lanes of the portable `u64` max/min kernels (two 256-bit registers).
+/// More lanes make LLVM spill them; x86's AVX2 variant is hand-written.
+const MINMAX_LANES: usize = 8;
+
+/// `u64` order as `i64` order: flipping the top bit once per element lets
+/// the lanes use a signed compare (x86 has no unsigned 64-bit one before
+/// AVX-512), three operations per vector instead of four.
+#[inline(always)]
+fn flip(x: u64) -> i64 {
+    (x ^ (1 << 63)) as i64
+}
+
+#[inline(always)]
+fn unflip(x: i64) -> u64 {
+    (x as u64) ^ (1 << 63)
+}
+
 #[inline(always)]
 pub(crate) fn max_u64(xs: &[u64]) -> Option<u64> {
-    let first = *xs.first()?;
-    let (chunks, rest) = xs.as_chunks::<8>();
-    let mut lanes = [first; 8];
+    let first = flip(*xs.first()?);
+    let (chunks, rest) = xs.as_chunks::<MINMAX_LANES>();
+    let mut lanes = [first; MINMAX_LANES];
     for chunk in chunks {
-        for i in 0..8 {
-            lanes[i] = lanes[i].max(chunk[i]);
+        for i in 0..MINMAX_LANES {
+            lanes[i] = lanes[i].max(flip(chunk[i]));
         }
     }
-    Some(
-        rest.iter()
-            .fold(lanes.into_iter().fold(first, u64::max), |m, &x| m.max(x)),
-    )
+    let m = lanes.into_iter().fold(first, i64::max);
+    Some(unflip(rest.iter().fold(m, |m, &x| m.max(flip(x)))))
 }
 
 #[inline(always)]
 pub(crate) fn min_u64(xs: &[u64]) -> Option<u64> {
-    let first = *xs.first()?;
-    let (chunks, rest) = xs.as_chunks::<8>();
-    let mut lanes = [first; 8];
+    let first = flip(*xs.first()?);
+    let (chunks, rest) = xs.as_chunks::<MINMAX_LANES>();
+    let mut lanes = [first; MINMAX_LANES];
     for chunk in chunks {
-        for i in 0..8 {
-            lanes[i] = lanes[i].min(chunk[i]);
+        for i in 0..MINMAX_LANES {
+            lanes[i] = lanes[i].min(flip(chunk[i]));
         }
     }
-    Some(
-        rest.iter()
-            .fold(lanes.into_iter().fold(first, u64::min), |m, &x| m.min(x)),
-    )
+    let m = lanes.into_iter().fold(first, i64::min);
+    Some(unflip(rest.iter().fold(m, |m, &x| m.min(flip(x)))))
 }
 
 /// Σx (at most 128 bits) and Σx² (at most 192 bits) of a slice.

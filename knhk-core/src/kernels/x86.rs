@@ -97,8 +97,6 @@ variants! { "avx2":
     filter_into_avx2<T: Lane>(xs: &[T], v: T, out: &mut [usize]) -> usize = portable::filter_into;
     match_mask_avx2<T: Lane>(chunk: &[T; portable::CHUNK], v: T) -> u64 = portable::match_mask;
     sum_u64_avx2<>(xs: &[u64]) -> u128 = portable::sum_u64;
-    max_u64_avx2<>(xs: &[u64]) -> Option<u64> = portable::max_u64;
-    min_u64_avx2<>(xs: &[u64]) -> Option<u64> = portable::min_u64;
     moments_avx2<>(xs: &[u64]) -> Moments = portable::moments;
 }
 
@@ -150,4 +148,61 @@ pub(crate) fn min_u64_scalar(xs: &[u64]) -> Option<u64> {
         rest.iter()
             .fold(m[0].min(m[1]).min(m[2].min(m[3])), |a, &x| a.min(x)),
     )
+}
+
+/// `u64` max or min in AVX2, written with intrinsics: LLVM's vectorised
+/// version of the portable loop is latency-bound on one compare-and-blend
+/// chain per register, or spills when given more lanes. Here four
+/// independent accumulators take 16 values per step, each value costing a
+/// sign flip (AVX2 compares only signed 64-bit integers), a compare and a
+/// blend.
+#[target_feature(enable = "avx2")]
+fn extreme_u64_avx2<const MAX: bool>(xs: &[u64]) -> Option<u64> {
+    use core::arch::x86_64::{
+        __m256i, _mm256_blendv_epi8, _mm256_cmpgt_epi64, _mm256_loadu_si256, _mm256_set1_epi64x,
+        _mm256_storeu_si256, _mm256_xor_si256,
+    };
+
+    let first = *xs.first()?;
+    let sign = _mm256_set1_epi64x(i64::MIN);
+    let start = _mm256_set1_epi64x((first ^ (1 << 63)) as i64);
+    let mut acc = [start; 4];
+    let (chunks, rest) = xs.as_chunks::<16>();
+    for chunk in chunks {
+        for (k, lane) in acc.iter_mut().enumerate() {
+            // SAFETY: `chunk` has 16 values, so 4 from `4 * k` are in
+            // bounds; `loadu` has no alignment requirement.
+            let v = unsafe { _mm256_loadu_si256(chunk.as_ptr().add(4 * k).cast::<__m256i>()) };
+            let v = _mm256_xor_si256(v, sign);
+            // Where the new value wins, take it.
+            let wins = if MAX {
+                _mm256_cmpgt_epi64(v, *lane)
+            } else {
+                _mm256_cmpgt_epi64(*lane, v)
+            };
+            *lane = _mm256_blendv_epi8(*lane, v, wins);
+        }
+    }
+    let mut lanes = [0_i64; 16];
+    for (k, lane) in acc.iter().enumerate() {
+        // SAFETY: `lanes` has room for 4 values at `4 * k`.
+        unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().add(4 * k).cast::<__m256i>(), *lane) };
+    }
+    let pick = |a: u64, b: u64| if MAX { a.max(b) } else { a.min(b) };
+    let folded = lanes
+        .iter()
+        .fold(first, |m, &l| pick(m, (l as u64) ^ (1 << 63)));
+    Some(rest.iter().fold(folded, |m, &x| pick(m, x)))
+}
+
+/// `u64` max in AVX2.
+#[target_feature(enable = "avx2")]
+pub(crate) fn max_u64_avx2(xs: &[u64]) -> Option<u64> {
+    extreme_u64_avx2::<true>(xs)
+}
+
+/// `u64` min in AVX2.
+#[target_feature(enable = "avx2")]
+pub(crate) fn min_u64_avx2(xs: &[u64]) -> Option<u64> {
+    extreme_u64_avx2::<false>(xs)
 }
