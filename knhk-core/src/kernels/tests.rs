@@ -221,8 +221,9 @@ fn variance_is_exact_where_f64_is_not() {
         Some(((1_u64 << 60) + 1) as f64)
     );
     // The extremes: variance of [0, u64::MAX] is (2^64 - 1)^2 / 4.
+    // (2^64 - 1)^2 / 4 = 2^126 - 2^63 + 1/4, which rounds to 2^126.
     let v = vectorized_variance_u64(&[0, u64::MAX]).unwrap();
-    assert_eq!(v, (u64::MAX as f64).powi(2) / 4.0);
+    assert_eq!(v, f64::from_bits((1023 + 126) << 52));
     assert_eq!(vectorized_sample_variance_u64(&[5]), None);
     assert_eq!(vectorized_variance_u64(&[5]), Some(0.0));
 }
