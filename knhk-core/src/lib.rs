@@ -12,6 +12,8 @@
 //! - [`alloc_stats`]: a counting `GlobalAlloc` wrapper.
 //! - [`kernels`]: vectorised slice kernels (count, search, filter, exact
 //!   sum, max, min, mean, variance), dispatched at run time on x86_64.
+//! - [`patterns`]: the 43 workflow control-flow patterns and [`PatternId`].
+//! - [`registry`]: once-initialised cells and a slot per pattern (spin-based).
 //! - [`ticks`]: the CPU's cycle/timestamp counter, for costs stated in ticks.
 //! - [`PatternId`] and [`WorkflowSpecId`]: the identifiers the workflow
 //!   engine uses everywhere.
@@ -40,6 +42,7 @@ pub mod cache;
 pub mod counters;
 pub mod kernels;
 pub mod patterns;
+pub mod registry;
 mod sync;
 pub mod ticks;
 pub mod workflow;
