@@ -181,3 +181,35 @@ fn integration_guide_pattern_matching() {
     assert_eq!(active_patterns.len(), 24); // i % 43 == 6 for i = 6, 49, ..., 995
     assert!(active_patterns.iter().all(|&i| all_patterns[i] == 7));
 }
+
+/// Section 6, "OnceLock Initialization", Registry Usage.
+#[test]
+#[allow(unused_imports)]
+fn registry_usage() {
+    use knhk_workflow_engine::initialization::{
+        GlobalResourceRegistry, PatternRegistry, GLOBAL_PATTERN_REGISTRY, GLOBAL_RESOURCE_REGISTRY,
+    };
+    use knhk_workflow_engine::PatternId;
+    use std::collections::HashMap;
+
+    // Pattern registry
+    let registry = PatternRegistry::new();
+    let patterns = registry.get_or_init(|| {
+        // Initialization logic (called once)
+        HashMap::new()
+    });
+    assert!(patterns.is_empty());
+
+    // Global registry
+    let pattern = GLOBAL_PATTERN_REGISTRY.get(&PatternId(1));
+    assert!(pattern.is_none(), "nothing registered in this test binary");
+
+    // Resource registry
+    let config = GLOBAL_RESOURCE_REGISTRY.config();
+    let pools = GLOBAL_RESOURCE_REGISTRY.get_or_init_pools(|| {
+        // Initialize pools
+        HashMap::new()
+    });
+    assert!(config.max_pools >= 1);
+    assert!(pools.is_empty());
+}

@@ -32,6 +32,15 @@ pub enum Target {
         /// Smallest acceptable ratio.
         min: f64,
     },
+    /// One subject's nanoseconds per operation, at most `max`.
+    NsAtMost {
+        /// Case.
+        case: &'static str,
+        /// Subject.
+        subject: &'static str,
+        /// Largest acceptable nanoseconds per op.
+        max: f64,
+    },
     /// One subject's ticks per operation, at most `max`.
     TicksAtMost {
         /// Case.
@@ -124,6 +133,12 @@ impl Target {
             Target::TicksAtMost { case, subject, max } => (
                 format!("{case}: {subject} ticks/op <= {max}"),
                 ticks(rows, section, case, subject),
+                max,
+                true,
+            ),
+            Target::NsAtMost { case, subject, max } => (
+                format!("{case}: {subject} ns/op <= {max}"),
+                time(rows, section, case, subject),
                 max,
                 true,
             ),

@@ -31,6 +31,7 @@
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod initialization;
 pub mod memory;
 pub mod performance;
 

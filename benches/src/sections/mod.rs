@@ -13,6 +13,8 @@ pub mod allocations;
 pub mod arena;
 pub mod false_sharing;
 pub mod kernels;
+pub mod pool;
+pub mod registry;
 
 /// Every section, in report order.
 pub const ALL: &[Section] = &[
@@ -21,6 +23,8 @@ pub const ALL: &[Section] = &[
     false_sharing::SECTION,
     alloc_stats::SECTION,
     allocations::SECTION,
+    registry::SECTION,
+    pool::SECTION,
 ];
 
 /// A group of related measurements and the targets they are held to.

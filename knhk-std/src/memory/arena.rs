@@ -23,13 +23,17 @@ pub const DEFAULT_CAPACITY: usize = 1024 * 1024;
 const BUFFER_ALIGN: usize = 64;
 
 /// A heap buffer that is freed when dropped.
-struct HeapBuffer {
+pub(crate) struct HeapBuffer {
     ptr: NonNull<u8>,
     layout: Layout,
 }
 
+// SAFETY: the buffer is plain owned memory with no shared state; moving its
+// ownership to another thread is like moving a `Box<[u8]>`.
+unsafe impl Send for HeapBuffer {}
+
 impl HeapBuffer {
-    fn new(bytes: usize) -> Result<HeapBuffer, ArenaError> {
+    pub(crate) fn new(bytes: usize) -> Result<HeapBuffer, ArenaError> {
         if bytes == 0 {
             return Err(ArenaError::ZeroCapacity);
         }
@@ -49,7 +53,7 @@ impl HeapBuffer {
     /// # Safety
     /// The returned arena must be dropped before this buffer, and at most one
     /// arena over the buffer may be alive at a time.
-    unsafe fn arena<'a>(&self) -> core_arena::Arena<'a> {
+    pub(crate) unsafe fn arena<'a>(&self) -> core_arena::Arena<'a> {
         // SAFETY: the buffer is valid for `layout.size()` bytes until it is
         // dropped, which the caller orders after the arena.
         unsafe { core_arena::Arena::from_raw_parts(self.ptr.as_ptr(), self.layout.size()) }

@@ -12,9 +12,9 @@
 //!   (features `jemalloc`, `mimalloc`, or [`count_allocations!`](crate::count_allocations)).
 
 mod allocator;
-mod arena;
+pub(crate) mod arena;
 mod cache_aligned;
-mod thread_slot;
+pub(crate) mod thread_slot;
 
 pub use allocator::{
     AllocSnapshot, AllocatorStats, AtomicTally, CountingAlloc, GlobalTally, Tally, ThreadTally,

@@ -1,0 +1,201 @@
+//! The design document's Integration Guide, end to end: register executors
+//! for a few workflow patterns, run batches of tasks on every core with
+//! arenas checked out of a pool, count with the executor statistics, filter
+//! with the kernels, and print what happened.
+//!
+//! ```text
+//! cargo run --release -p knhk-std --example batch_executor [BATCHES_PER_WORKER]
+//! ```
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use knhk_std::initialization::{
+    ExecutionError, PatternExecutor, PatternMap, ResourceConfig, ResourcePool, TaskContext,
+    GLOBAL_PATTERN_REGISTRY, GLOBAL_RESOURCE_REGISTRY,
+};
+use knhk_std::memory::{PatternExecutorCached, ALLOCATOR_STATS};
+use knhk_std::performance::simd::pattern_matching;
+use knhk_std::PatternId;
+
+// Count every heap allocation, so the run can report allocations per batch.
+knhk_std::count_allocations!(std::alloc::System, "system");
+
+const TASKS_PER_BATCH: usize = 1000;
+
+/// Pattern 1: the task's steps run one after another.
+struct Sequence;
+
+impl PatternExecutor for Sequence {
+    fn pattern_id(&self) -> PatternId {
+        PatternId(1)
+    }
+
+    fn execute(&self, task: &mut TaskContext<'_, '_>) -> Result<(), ExecutionError> {
+        let steps = task
+            .arena
+            .alloc_slice_fill_with(4, |i| task.task_id * 4 + i as u64)?;
+        let total: u64 = steps.iter().sum();
+        task.arena.alloc(total)?;
+        Ok(())
+    }
+}
+
+/// Pattern 2: the task forks into branches, each with its own scratch state.
+struct ParallelSplit;
+
+impl PatternExecutor for ParallelSplit {
+    fn pattern_id(&self) -> PatternId {
+        PatternId(2)
+    }
+
+    fn execute(&self, task: &mut TaskContext<'_, '_>) -> Result<(), ExecutionError> {
+        for branch in 0..3_u64 {
+            let state = task.arena.alloc([task.task_id, branch, 0, 0])?;
+            state[2] = state[0] ^ state[1];
+        }
+        Ok(())
+    }
+}
+
+/// Pattern 4: the task takes one branch; every 97th task's branch fails.
+struct ExclusiveChoice;
+
+impl PatternExecutor for ExclusiveChoice {
+    fn pattern_id(&self) -> PatternId {
+        PatternId(4)
+    }
+
+    fn execute(&self, task: &mut TaskContext<'_, '_>) -> Result<(), ExecutionError> {
+        let label = task.arena.alloc_str(if task.task_id % 2 == 0 {
+            "approve"
+        } else {
+            "reject"
+        })?;
+        if task.task_id % 97 == 0 {
+            return Err(format!("task {}: no condition held for '{label}'", task.task_id).into());
+        }
+        Ok(())
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let batches_per_worker: usize = match std::env::args().nth(1) {
+        Some(arg) => arg
+            .parse()
+            .map_err(|e| format!("BATCHES_PER_WORKER must be a whole number, got {arg:?}: {e}"))?,
+        None => 200,
+    };
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+
+    // 1. Register the executors once, process-wide.
+    let executors = GLOBAL_PATTERN_REGISTRY.try_get_or_init(|| {
+        let mut map: PatternMap = HashMap::new();
+        map.insert(PatternId(1), Arc::new(Sequence));
+        map.insert(PatternId(2), Arc::new(ParallelSplit));
+        map.insert(PatternId(4), Arc::new(ExclusiveChoice));
+        map
+    })?;
+
+    // 2. Configure the arena pool: one idle arena per worker, 256 KiB each.
+    let config = ResourceConfig {
+        default_pool_size: workers,
+        max_pools: workers,
+        arena_capacity: 256 * 1024,
+    };
+    GLOBAL_RESOURCE_REGISTRY
+        .init_config(config)
+        .map_err(|_| "the resource configuration was already set")?;
+    let pools = GLOBAL_RESOURCE_REGISTRY.get_or_init_pools(|| {
+        let pool = ResourcePool::with_config(GLOBAL_RESOURCE_REGISTRY.config())
+            .expect("a non-zero arena capacity");
+        HashMap::from([("batch".to_string(), pool)])
+    });
+    let pool = &pools["batch"];
+
+    // The tasks: each names the pattern that executes it.
+    let known: Vec<u32> = executors.keys().map(|id| id.0).collect();
+    let task_patterns: Vec<u32> = (0..TASKS_PER_BATCH)
+        .map(|i| known[i * 7 % known.len()])
+        .collect();
+    let stats = PatternExecutorCached::new();
+
+    // 3. Run the batches on every core.
+    let allocations_before = ALLOCATOR_STATS.allocation_count();
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for worker in 0..workers {
+            let (task_patterns, stats) = (&task_patterns, &stats);
+            s.spawn(move || -> Result<(), knhk_std::memory::ArenaError> {
+                for batch in 0..batches_per_worker {
+                    let arena = pool.checkout()?;
+                    for (i, &pattern) in task_patterns.iter().enumerate() {
+                        let task_id =
+                            ((worker * batches_per_worker + batch) * TASKS_PER_BATCH + i) as u64;
+                        let executor = GLOBAL_PATTERN_REGISTRY
+                            .get(&PatternId(pattern))
+                            .expect("every task names a registered pattern");
+                        stats.inc_active();
+                        let mut task = TaskContext {
+                            task_id,
+                            arena: &arena,
+                            stats,
+                        };
+                        match executor.execute(&mut task) {
+                            Ok(()) => stats.inc_completed(),
+                            Err(_) => stats.inc_failed(),
+                        }
+                    }
+                } // the arena is reset and returned to the pool here
+                Ok(())
+            });
+        }
+    });
+    let elapsed = start.elapsed();
+    let allocations = ALLOCATOR_STATS.allocation_count() - allocations_before;
+
+    // 4. Filter with the kernels: which tasks of a batch run Exclusive Choice?
+    let choices = pattern_matching::vectorized_pattern_filter(&task_patterns, 4);
+
+    let (active, completed, failed) = stats.snapshot();
+    let batches = workers * batches_per_worker;
+    let tasks = batches * TASKS_PER_BATCH;
+    println!("workers:              {workers}");
+    println!("patterns registered:  {} ({})", executors.len(), {
+        let mut names: Vec<String> = executors
+            .keys()
+            .map(|id| format!("{} {id}", id.0))
+            .collect();
+        names.sort();
+        names.join(", ")
+    });
+    println!("batches:              {batches} of {TASKS_PER_BATCH} tasks");
+    println!(
+        "tasks:                {tasks} ({completed} completed, {failed} failed, {active} active)"
+    );
+    println!(
+        "time:                 {:.1} ms ({:.1} M tasks/s)",
+        elapsed.as_secs_f64() * 1e3,
+        tasks as f64 / elapsed.as_secs_f64() / 1e6
+    );
+    println!(
+        "heap allocations:     {allocations} in all, {:.2} per batch",
+        allocations as f64 / batches as f64
+    );
+    println!(
+        "arenas in the pool:   {} made, {} idle",
+        pool.live(),
+        pool.idle()
+    );
+    println!(
+        "exclusive-choice tasks per batch (kernel filter): {}",
+        choices.len()
+    );
+    println!(
+        "allocator:            {}",
+        ALLOCATOR_STATS.backend().unwrap_or("not counting")
+    );
+    assert_eq!(completed + failed, tasks as u64);
+    Ok(())
+}
