@@ -68,12 +68,12 @@ impl PatternExecutor for ExclusiveChoice {
     }
 
     fn execute(&self, task: &mut TaskContext<'_, '_>) -> Result<(), ExecutionError> {
-        let label = task.arena.alloc_str(if task.task_id % 2 == 0 {
+        let label = task.arena.alloc_str(if task.task_id.is_multiple_of(2) {
             "approve"
         } else {
             "reject"
         })?;
-        if task.task_id % 97 == 0 {
+        if task.task_id.is_multiple_of(97) {
             return Err(format!("task {}: no condition held for '{label}'", task.task_id).into());
         }
         Ok(())
