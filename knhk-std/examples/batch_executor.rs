@@ -19,7 +19,9 @@ use knhk_std::memory::{PatternExecutorCached, ALLOCATOR_STATS};
 use knhk_std::performance::simd::pattern_matching;
 use knhk_std::PatternId;
 
-// Count every heap allocation, so the run can report allocations per batch.
+// Count every heap allocation, so the run can report allocations per batch
+// (the jemalloc and mimalloc features install a counting allocator already).
+#[cfg(not(any(feature = "jemalloc", feature = "mimalloc")))]
 knhk_std::count_allocations!(std::alloc::System, "system");
 
 const TASKS_PER_BATCH: usize = 1000;
