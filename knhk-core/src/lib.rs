@@ -14,6 +14,8 @@
 //!   sum, max, min, mean, variance), dispatched at run time on x86_64.
 //! - [`patterns`]: the 43 workflow control-flow patterns and [`PatternId`].
 //! - [`registry`]: once-initialised cells and a slot per pattern (spin-based).
+//! - [`store`]: the workflow store format, a reader over `&[u8]` and a
+//!   streaming writer.
 //! - [`ticks`]: the CPU's cycle/timestamp counter, for costs stated in ticks.
 //! - [`PatternId`] and [`WorkflowSpecId`]: the identifiers the workflow
 //!   engine uses everywhere.
@@ -43,6 +45,7 @@ pub mod counters;
 pub mod kernels;
 pub mod patterns;
 pub mod registry;
+pub mod store;
 mod sync;
 pub mod ticks;
 pub mod workflow;

@@ -1,0 +1,230 @@
+//! The byte layout of a workflow store. The reader and the writer use only
+//! the names defined here.
+//!
+//! # Version 1: the design document's format
+//!
+//! A sequence of entries, nothing else:
+//!
+//! ```text
+//! entry := id: [u8; 16]  (the WorkflowSpecId's UUID bytes)
+//!          len: u64      (little-endian)
+//!          data: [u8; len]
+//! ```
+//!
+//! Finding an entry means scanning from the start.
+//!
+//! # Version 2: what knhk writes
+//!
+//! The same entries, plus three sections that are themselves framed as
+//! version-1 entries under reserved ids, so a version-1 scanner reads a
+//! version-2 file as a list of entries (three of which it can ignore):
+//!
+//! ```text
+//! [HEADER_ID  | 16 | magic "KNHKWF\0\2", version: u32 = 2, flags: u32 = 0]
+//! [id | len | data] ...                          the workflows, in write order
+//! [INDEX_ID   | 40 × capacity | slots]           open-addressing hash table
+//! [TRAILER_ID | 64 | trailer]                    always the last 88 bytes
+//! ```
+//!
+//! An index slot is `id: [u8; 16], offset: u64, len: u64, checksum: u64`:
+//! where the entry's frame starts, its data length, and the checksum of its
+//! data. An empty slot has `offset == EMPTY`. The table has a power-of-two
+//! capacity, at most half full, and is probed linearly from
+//! `slot_hash(id) & (capacity - 1)`.
+//!
+//! The trailer is `magic "KNHKTAIL"`, `version: u32`, `reserved: u32`,
+//! `entry_count: u64`, `index_offset: u64` (where the index entry's frame
+//! starts), `index_capacity: u64`, `max_probe: u64` (the longest probe the
+//! writer needed, which bounds every lookup), `index_checksum: u64` (of the
+//! index data) and `trailer_checksum: u64` (of the 56 trailer bytes before
+//! it). All integers are little-endian.
+//!
+//! Opening a version-2 file reads only the trailer: O(1). A lookup reads at
+//! most `max_probe + 1` slots and one entry frame, and checks them. The
+//! checksums of the index and of every entry are checked by `verify`.
+
+/// Bytes before an entry's data: a 16-byte id and an 8-byte length.
+pub const FRAME: usize = 16 + 8;
+
+/// Reserved id of the header entry (ASCII `knhk.store.head` and a 1).
+pub const HEADER_ID: [u8; 16] = *b"knhk.store.head\x01";
+/// Reserved id of the index entry.
+pub const INDEX_ID: [u8; 16] = *b"knhk.store.indx\x01";
+/// Reserved id of the trailer entry.
+pub const TRAILER_ID: [u8; 16] = *b"knhk.store.tail\x01";
+
+/// The ids no workflow may use.
+pub const RESERVED_IDS: [[u8; 16]; 3] = [HEADER_ID, INDEX_ID, TRAILER_ID];
+
+/// The header entry's data: magic, version, flags.
+pub const HEADER_MAGIC: [u8; 8] = *b"KNHKWF\x00\x02";
+/// Length of the header entry's data.
+pub const HEADER_LEN: usize = 16;
+/// Bytes of the whole header entry.
+pub const HEADER_SIZE: usize = FRAME + HEADER_LEN;
+
+/// The format version this crate writes.
+pub const VERSION: u32 = 2;
+
+/// Bytes of one index slot.
+pub const SLOT: usize = 16 + 8 + 8 + 8;
+/// Offset of an index slot's entry offset.
+pub const SLOT_OFFSET: usize = 16;
+/// Offset of an index slot's data length.
+pub const SLOT_LEN: usize = 24;
+/// Offset of an index slot's checksum.
+pub const SLOT_CHECKSUM: usize = 32;
+/// An empty slot's offset.
+pub const EMPTY: u64 = u64::MAX;
+
+/// The trailer's magic.
+pub const TRAILER_MAGIC: [u8; 8] = *b"KNHKTAIL";
+/// Length of the trailer entry's data.
+pub const TRAILER_LEN: usize = 64;
+/// Bytes of the whole trailer entry: always the end of a version-2 file.
+pub const TRAILER_SIZE: usize = FRAME + TRAILER_LEN;
+/// Field offsets within the trailer data.
+pub mod trailer {
+    /// `magic: [u8; 8]`
+    pub const MAGIC: usize = 0;
+    /// `version: u32`
+    pub const VERSION: usize = 8;
+    /// `entry_count: u64`
+    pub const ENTRY_COUNT: usize = 16;
+    /// `index_offset: u64`
+    pub const INDEX_OFFSET: usize = 24;
+    /// `index_capacity: u64`
+    pub const INDEX_CAPACITY: usize = 32;
+    /// `max_probe: u64`
+    pub const MAX_PROBE: usize = 40;
+    /// `index_checksum: u64`
+    pub const INDEX_CHECKSUM: usize = 48;
+    /// `trailer_checksum: u64`, over the bytes before it.
+    pub const TRAILER_CHECKSUM: usize = 56;
+}
+
+/// The checksum of entry data, the index and the trailer: a 64-bit
+/// multiply-rotate hash over 8-byte little-endian words, seeded with the
+/// length. It detects corruption (any changed byte changes it with
+/// overwhelming probability); it is not a defence against someone forging a
+/// file.
+pub fn checksum(data: &[u8]) -> u64 {
+    let mut h = Checksum::new(data.len());
+    h.update(data);
+    h.finish()
+}
+
+const CK1: u64 = 0x9E37_79B9_7F4A_7C15;
+const CK2: u64 = 0xC2B2_AE3D_27D4_EB4F;
+
+/// [`checksum`], computed piece by piece (for data written in parts).
+#[derive(Clone, Debug)]
+pub struct Checksum {
+    h: u64,
+    pending: [u8; 8],
+    pending_len: usize,
+}
+
+impl Checksum {
+    /// Starts the checksum of `len` bytes in all.
+    pub fn new(len: usize) -> Checksum {
+        Checksum {
+            h: CK2 ^ (len as u64).wrapping_mul(CK1),
+            pending: [0; 8],
+            pending_len: 0,
+        }
+    }
+
+    #[inline]
+    fn word(&mut self, w: [u8; 8]) {
+        self.h = (self.h ^ u64::from_le_bytes(w).wrapping_mul(CK1))
+            .rotate_left(29)
+            .wrapping_mul(CK2);
+    }
+
+    /// Adds the next bytes.
+    pub fn update(&mut self, mut data: &[u8]) {
+        if self.pending_len > 0 {
+            let take = (8 - self.pending_len).min(data.len());
+            self.pending[self.pending_len..self.pending_len + take].copy_from_slice(&data[..take]);
+            self.pending_len += take;
+            data = &data[take..];
+            if self.pending_len < 8 {
+                return;
+            }
+            let w = self.pending;
+            self.word(w);
+            self.pending_len = 0;
+        }
+        let (words, tail) = data.as_chunks::<8>();
+        for w in words {
+            self.word(*w);
+        }
+        self.pending[..tail.len()].copy_from_slice(tail);
+        self.pending_len = tail.len();
+    }
+
+    /// The checksum.
+    pub fn finish(mut self) -> u64 {
+        let mut last = [0_u8; 8];
+        last[..self.pending_len].copy_from_slice(&self.pending[..self.pending_len]);
+        self.word(last);
+        let mut h = self.h;
+        h ^= h >> 32;
+        h = h.wrapping_mul(CK1);
+        h ^ (h >> 29)
+    }
+}
+
+/// Where an id's probe starts (before masking by the capacity). Mixes all
+/// 128 bits, so time-ordered (v7) and sequential ids spread as well as
+/// random ones.
+pub fn slot_hash(id: &[u8; 16]) -> u64 {
+    let a = u64::from_le_bytes(*id.first_chunk::<8>().unwrap_or(&[0; 8]));
+    let b = u64::from_le_bytes(*id.last_chunk::<8>().unwrap_or(&[0; 8]));
+    let mut h = a.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ b.rotate_left(32).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+    h ^= h >> 32;
+    h = h.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    h ^ (h >> 29)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_add_up() {
+        assert_eq!(HEADER_SIZE, 40);
+        assert_eq!(TRAILER_SIZE, 88);
+        assert_eq!(trailer::TRAILER_CHECKSUM + 8, TRAILER_LEN);
+        assert_eq!(SLOT_CHECKSUM + 8, SLOT);
+    }
+
+    #[test]
+    fn checksum_sees_every_byte_and_the_length() {
+        let base = [7_u8; 37];
+        let h = checksum(&base);
+        for i in 0..base.len() {
+            let mut changed = base;
+            changed[i] ^= 1;
+            assert_ne!(checksum(&changed), h, "byte {i}");
+        }
+        assert_ne!(checksum(&base[..36]), h);
+        assert_ne!(checksum(&[]), checksum(&[0]));
+    }
+
+    #[test]
+    fn checksum_in_pieces_equals_checksum_at_once() {
+        let data: Vec<u8> = (0..100_u8).collect();
+        for cut in [0, 1, 7, 8, 9, 40, 99, 100] {
+            for cut2 in [cut, (cut + 13).min(100)] {
+                let mut h = Checksum::new(data.len());
+                h.update(&data[..cut]);
+                h.update(&data[cut..cut2]);
+                h.update(&data[cut2..]);
+                assert_eq!(h.finish(), checksum(&data), "cuts {cut} {cut2}");
+            }
+        }
+    }
+}

@@ -1,0 +1,584 @@
+//! Reading a store from bytes: [`StoreView`].
+//!
+//! Hostile input is normal input here. Every offset and length from the file
+//! goes through checked arithmetic and `usize::try_from` (so a 32-bit target
+//! refuses what it cannot address), every field is read with
+//! `from_le_bytes` from a bounds-checked slice, and probing stops at the
+//! file's stated maximum (itself capped by the table size). A corrupt file
+//! gives a [`StoreError`] that says what is wrong and where; never a panic,
+//! a hang or an out-of-bounds read. No `unsafe` is used.
+
+use core::fmt;
+
+use super::layout::{self, trailer, EMPTY, FRAME, SLOT, SLOT_CHECKSUM, SLOT_LEN, SLOT_OFFSET};
+use crate::WorkflowSpecId;
+
+/// What is wrong with a store file, and where.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// An entry's frame or data runs past the end of the file.
+    Truncated {
+        /// Where the entry starts.
+        offset: u64,
+        /// Bytes it needs from there.
+        needed: u64,
+        /// Bytes the file has from there.
+        available: u64,
+    },
+    /// The trailer names a version this reader does not know.
+    UnsupportedVersion {
+        /// The version in the file.
+        version: u32,
+    },
+    /// The trailer's own checksum does not match: the file's end is damaged.
+    TrailerChecksum {
+        /// Where the trailer starts.
+        offset: u64,
+    },
+    /// The trailer's counts or offsets contradict each other or the file.
+    BadTrailer {
+        /// Where the trailer starts.
+        offset: u64,
+        /// Which field is wrong.
+        field: &'static str,
+    },
+    /// The index's checksum does not match (found by `verify`).
+    IndexChecksum {
+        /// Where the index entry starts.
+        offset: u64,
+    },
+    /// An index slot points at something that is not the entry it names.
+    BadSlot {
+        /// Where the slot is.
+        offset: u64,
+    },
+    /// An entry's data does not match its checksum (found by `verify`).
+    EntryChecksum {
+        /// The entry's id.
+        id: WorkflowSpecId,
+        /// Where the entry starts.
+        offset: u64,
+    },
+    /// Two entries have the same id.
+    DuplicateId {
+        /// The id.
+        id: WorkflowSpecId,
+        /// Where the second one starts.
+        offset: u64,
+    },
+    /// A workflow is not in the index (found by `verify`).
+    MissingFromIndex {
+        /// The entry's id.
+        id: WorkflowSpecId,
+        /// Where the entry starts.
+        offset: u64,
+    },
+    /// A reserved id appears where a workflow should be.
+    ReservedId {
+        /// Where the entry starts.
+        offset: u64,
+    },
+    /// The file has a number of entries or an index that does not fit in
+    /// this target's address space.
+    TooLarge {
+        /// The offending value.
+        value: u64,
+    },
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            StoreError::Truncated {
+                offset,
+                needed,
+                available,
+            } => write!(
+                f,
+                "truncated store: the entry at offset {offset} needs {needed} bytes, \
+                 but only {available} remain"
+            ),
+            StoreError::UnsupportedVersion { version } => write!(
+                f,
+                "store format version {version} is not supported (this reader knows 1 and 2)"
+            ),
+            StoreError::TrailerChecksum { offset } => write!(
+                f,
+                "corrupt store: the trailer at offset {offset} does not match its checksum"
+            ),
+            StoreError::BadTrailer { offset, field } => write!(
+                f,
+                "corrupt store: the trailer at offset {offset} has an impossible {field}"
+            ),
+            StoreError::IndexChecksum { offset } => write!(
+                f,
+                "corrupt store: the index at offset {offset} does not match its checksum"
+            ),
+            StoreError::BadSlot { offset } => write!(
+                f,
+                "corrupt store: the index slot at offset {offset} points at the wrong entry"
+            ),
+            StoreError::EntryChecksum { id, offset } => write!(
+                f,
+                "corrupt store: workflow {id} at offset {offset} does not match its checksum"
+            ),
+            StoreError::DuplicateId { id, offset } => write!(
+                f,
+                "corrupt store: workflow {id} appears again at offset {offset}"
+            ),
+            StoreError::MissingFromIndex { id, offset } => write!(
+                f,
+                "corrupt store: workflow {id} at offset {offset} is missing from the index"
+            ),
+            StoreError::ReservedId { offset } => write!(
+                f,
+                "corrupt store: the entry at offset {offset} uses an id reserved for the format"
+            ),
+            StoreError::TooLarge { value } => {
+                write!(
+                    f,
+                    "store too large for this target: {value} does not fit in usize"
+                )
+            }
+        }
+    }
+}
+
+impl core::error::Error for StoreError {}
+
+/// Which format a view was parsed as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    /// The design document's plain entry list: lookups scan.
+    V1,
+    /// knhk's indexed format: lookups probe the hash index.
+    V2,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Index {
+    /// Where the slots start.
+    slots: usize,
+    capacity: usize,
+    max_probe: usize,
+    entry_count: usize,
+    /// Where the index entry's frame starts (end of the data entries).
+    frame: usize,
+    checksum: u64,
+    trailer: usize,
+}
+
+/// A parsed store over a byte slice (a file in memory, a memory map, a
+/// flash image).
+///
+/// ```
+/// use knhk_core::store::{IndexSlot, SliceSink, StoreView, StoreWriter};
+/// use knhk_core::WorkflowSpecId;
+///
+/// let mut slots = [IndexSlot::EMPTY; 8];
+/// let mut file = [0_u8; 512];
+/// let mut sink = SliceSink::new(&mut file);
+/// let mut writer = StoreWriter::new(&mut sink, &mut slots[..])?;
+/// let id = WorkflowSpecId::from_bytes([7; 16]);
+/// writer.add(id, b"approve-order")?;
+/// let len = writer.finish()? as usize;
+///
+/// let store = StoreView::parse(&file[..len])?;
+/// assert_eq!(store.get(&id), Some(&b"approve-order"[..]));
+/// assert_eq!(store.len(), 1);
+/// store.verify()?;
+/// # Ok::<(), Box<dyn core::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct StoreView<'a> {
+    bytes: &'a [u8],
+    version: Version,
+    index: Option<Index>,
+    /// First byte of the data entries.
+    data_start: usize,
+    /// One past the data entries.
+    data_end: usize,
+    /// Data entries (excludes the reserved ones).
+    len: usize,
+}
+
+fn read_u64(bytes: &[u8], at: usize) -> Option<u64> {
+    let end = at.checked_add(8)?;
+    Some(u64::from_le_bytes(bytes.get(at..end)?.try_into().ok()?))
+}
+
+fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
+    let end = at.checked_add(4)?;
+    Some(u32::from_le_bytes(bytes.get(at..end)?.try_into().ok()?))
+}
+
+fn read_id(bytes: &[u8], at: usize) -> Option<[u8; 16]> {
+    let end = at.checked_add(16)?;
+    bytes.get(at..end)?.try_into().ok()
+}
+
+fn to_usize(value: u64) -> Result<usize, StoreError> {
+    usize::try_from(value).map_err(|_| StoreError::TooLarge { value })
+}
+
+/// One framed entry: its id, where its data is, and where the next begins.
+#[derive(Clone, Copy, Debug)]
+struct Frame {
+    id: [u8; 16],
+    data: usize,
+    len: usize,
+    next: usize,
+}
+
+/// Reads the frame at `at`, checking that it and its data fit.
+fn frame_at(bytes: &[u8], at: usize) -> Result<Frame, StoreError> {
+    let available = bytes.len().saturating_sub(at) as u64;
+    let truncated = |needed: u64| StoreError::Truncated {
+        offset: at as u64,
+        needed,
+        available,
+    };
+    let len_at = at.checked_add(16);
+    let (Some(id), Some(len)) = (read_id(bytes, at), len_at.and_then(|l| read_u64(bytes, l)))
+    else {
+        return Err(truncated(FRAME as u64));
+    };
+    let needed = len.checked_add(FRAME as u64).ok_or(truncated(u64::MAX))?;
+    if needed > available {
+        return Err(truncated(needed));
+    }
+    // `needed <= available <= bytes.len()`, so these fit in usize.
+    let len = len as usize;
+    let data = at + FRAME;
+    Ok(Frame {
+        id,
+        data,
+        len,
+        next: data + len,
+    })
+}
+
+impl<'a> StoreView<'a> {
+    /// Parses `bytes` as a version-2 store (O(1): only the trailer is read)
+    /// or, failing the trailer's magic, as a version-1 entry list (scanned
+    /// and validated once).
+    pub fn parse(bytes: &'a [u8]) -> Result<StoreView<'a>, StoreError> {
+        let tail_at = bytes.len().checked_sub(layout::TRAILER_SIZE);
+        if let Some(at) = tail_at {
+            let looks_v2 = read_id(bytes, at) == Some(layout::TRAILER_ID)
+                && bytes.get(at + FRAME..at + FRAME + 8) == Some(&layout::TRAILER_MAGIC[..]);
+            if looks_v2 {
+                return StoreView::parse_v2(bytes, at);
+            }
+        }
+        StoreView::parse_v1(bytes)
+    }
+
+    fn parse_v1(bytes: &'a [u8]) -> Result<StoreView<'a>, StoreError> {
+        let mut at = 0;
+        let mut len = 0;
+        while at < bytes.len() {
+            let frame = frame_at(bytes, at)?;
+            if !layout::RESERVED_IDS.contains(&frame.id) {
+                len += 1;
+            }
+            at = frame.next;
+        }
+        Ok(StoreView {
+            bytes,
+            version: Version::V1,
+            index: None,
+            data_start: 0,
+            data_end: bytes.len(),
+            len,
+        })
+    }
+
+    fn parse_v2(bytes: &'a [u8], at: usize) -> Result<StoreView<'a>, StoreError> {
+        let offset = at as u64;
+        let bad = |field| StoreError::BadTrailer { offset, field };
+        let t = at + FRAME;
+        let field = |f: usize| read_u64(bytes, t + f).ok_or(bad("length"));
+        if read_u64(bytes, at + 16) != Some(layout::TRAILER_LEN as u64) {
+            return Err(bad("length"));
+        }
+        let version = read_u32(bytes, t + trailer::VERSION).ok_or(bad("version"))?;
+        if version != layout::VERSION {
+            return Err(StoreError::UnsupportedVersion { version });
+        }
+        let stated = field(trailer::TRAILER_CHECKSUM)?;
+        if layout::checksum(&bytes[t..t + trailer::TRAILER_CHECKSUM]) != stated {
+            return Err(StoreError::TrailerChecksum { offset });
+        }
+        let entry_count = to_usize(field(trailer::ENTRY_COUNT)?)?;
+        let index_frame = to_usize(field(trailer::INDEX_OFFSET)?)?;
+        let capacity = to_usize(field(trailer::INDEX_CAPACITY)?)?;
+        let max_probe = to_usize(field(trailer::MAX_PROBE)?)?;
+        let checksum = field(trailer::INDEX_CHECKSUM)?;
+        if !capacity.is_power_of_two() {
+            return Err(bad("index capacity"));
+        }
+        if entry_count > capacity / 2 {
+            return Err(bad("entry count"));
+        }
+        if max_probe >= capacity {
+            return Err(bad("maximum probe"));
+        }
+        let index = frame_at(bytes, index_frame).map_err(|_| bad("index offset"))?;
+        let slot_bytes = capacity.checked_mul(SLOT).ok_or(bad("index capacity"))?;
+        if index.id != layout::INDEX_ID || index.len != slot_bytes || index.next != at {
+            return Err(bad("index offset"));
+        }
+        let header = frame_at(bytes, 0).map_err(|_| bad("header"))?;
+        if header.id != layout::HEADER_ID
+            || header.len != layout::HEADER_LEN
+            || bytes.get(header.data..header.data + 8) != Some(&layout::HEADER_MAGIC[..])
+            || read_u32(bytes, header.data + 8) != Some(layout::VERSION)
+            || read_u32(bytes, header.data + 12) != Some(0)
+            || header.next > index_frame
+        {
+            return Err(bad("header"));
+        }
+        Ok(StoreView {
+            bytes,
+            version: Version::V2,
+            index: Some(Index {
+                slots: index.data,
+                capacity,
+                max_probe,
+                entry_count,
+                frame: index_frame,
+                checksum,
+                trailer: at,
+            }),
+            data_start: header.next,
+            data_end: index_frame,
+            len: entry_count,
+        })
+    }
+
+    /// The format the bytes were parsed as.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// Number of workflows.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the store has no workflows.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The bytes the view is over.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// The byte range of the index slots (version 2), for callers that
+    /// want to advise the kernel to load it.
+    pub fn index_range(&self) -> Option<core::ops::Range<usize>> {
+        self.index.map(|ix| ix.slots..ix.slots + ix.capacity * SLOT)
+    }
+
+    /// The workflow with this id, or `None` if there is none (or the file
+    /// is damaged where the lookup led; [`try_get`](Self::try_get) says).
+    pub fn get(&self, id: &WorkflowSpecId) -> Option<&'a [u8]> {
+        self.try_get(id).ok().flatten()
+    }
+
+    /// The workflow with this id, `Ok(None)` if there is none, or the damage
+    /// the lookup ran into.
+    pub fn try_get(&self, id: &WorkflowSpecId) -> Result<Option<&'a [u8]>, StoreError> {
+        let key = *id.as_bytes();
+        match self.index {
+            Some(ix) => self.probe(&ix, &key),
+            None => {
+                for entry in self.entries() {
+                    let (found, data) = entry?;
+                    if *found.as_bytes() == key {
+                        return Ok(Some(data));
+                    }
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    fn probe(&self, ix: &Index, key: &[u8; 16]) -> Result<Option<&'a [u8]>, StoreError> {
+        let mask = ix.capacity - 1;
+        let start = layout::slot_hash(key) as usize & mask;
+        for step in 0..=ix.max_probe {
+            let slot_at = ix.slots + ((start + step) & mask) * SLOT;
+            let slot_offset = slot_at as u64;
+            let bad = StoreError::BadSlot {
+                offset: slot_offset,
+            };
+            let entry = read_u64(self.bytes, slot_at + SLOT_OFFSET).ok_or(bad)?;
+            if entry == EMPTY {
+                return Ok(None);
+            }
+            if read_id(self.bytes, slot_at).ok_or(bad)? != *key {
+                continue;
+            }
+            let len = read_u64(self.bytes, slot_at + SLOT_LEN).ok_or(bad)?;
+            // The slot must point at a data entry with this id and length.
+            let entry = usize::try_from(entry).map_err(|_| bad)?;
+            if entry < self.data_start || entry >= self.data_end {
+                return Err(bad);
+            }
+            let frame = frame_at(self.bytes, entry).map_err(|_| bad)?;
+            if frame.id != *key || frame.len as u64 != len || frame.next > self.data_end {
+                return Err(bad);
+            }
+            return Ok(Some(&self.bytes[frame.data..frame.next]));
+        }
+        Ok(None)
+    }
+
+    /// The workflows in file order.
+    pub fn entries(&self) -> Entries<'a> {
+        Entries {
+            bytes: self.bytes,
+            at: self.data_start,
+            end: self.data_end,
+            failed: false,
+        }
+    }
+
+    /// Checks everything: every entry's frame, and for version 2 the index
+    /// checksum, every entry's checksum, that every slot points at its
+    /// entry, and that the index and the entries agree; duplicate ids are
+    /// reported (for version 1 by comparing every pair: O(n²)).
+    pub fn verify(&self) -> Result<(), StoreError> {
+        let Some(ix) = self.index else {
+            let mut walk = self.entries();
+            while let Some(entry) = walk.next_frame() {
+                let (offset, frame) = entry?;
+                let mut earlier = self.entries();
+                while let Some(before) = earlier.next_frame() {
+                    let (before_offset, before) = before?;
+                    if before_offset >= offset {
+                        break;
+                    }
+                    if before.id == frame.id {
+                        let id = WorkflowSpecId::from_bytes(frame.id);
+                        return Err(StoreError::DuplicateId {
+                            id,
+                            offset: offset as u64,
+                        });
+                    }
+                }
+            }
+            return Ok(());
+        };
+        let slots = &self.bytes[ix.slots..ix.slots + ix.capacity * SLOT];
+        if layout::checksum(slots) != ix.checksum {
+            return Err(StoreError::IndexChecksum {
+                offset: ix.frame as u64,
+            });
+        }
+        let mut entries = 0_usize;
+        let mut walk = self.entries();
+        while let Some(entry) = walk.next_frame() {
+            let (offset, frame) = entry?;
+            let id = WorkflowSpecId::from_bytes(frame.id);
+            entries += 1;
+            // Each entry must be found through the index, at this place.
+            match self.probe(&ix, &frame.id)? {
+                Some(found) if found.as_ptr() == self.bytes[frame.data..].as_ptr() => {}
+                Some(_) => {
+                    return Err(StoreError::DuplicateId {
+                        id,
+                        offset: offset as u64,
+                    })
+                }
+                None => {
+                    return Err(StoreError::MissingFromIndex {
+                        id,
+                        offset: offset as u64,
+                    })
+                }
+            }
+        }
+        let mut filled = 0_usize;
+        for (i, slot) in slots.chunks_exact(SLOT).enumerate() {
+            let bad = StoreError::BadSlot {
+                offset: (ix.slots + i * SLOT) as u64,
+            };
+            let entry = read_u64(slot, SLOT_OFFSET).ok_or(bad)?;
+            if entry == EMPTY {
+                continue;
+            }
+            filled += 1;
+            let id = WorkflowSpecId::from_bytes(read_id(slot, 0).ok_or(bad)?);
+            let data = self.probe(&ix, id.as_bytes())?.ok_or(bad)?;
+            let stated = read_u64(slot, SLOT_CHECKSUM).ok_or(bad)?;
+            if layout::checksum(data) != stated {
+                return Err(StoreError::EntryChecksum { id, offset: entry });
+            }
+        }
+        if filled != entries || entries != ix.entry_count {
+            return Err(StoreError::BadTrailer {
+                offset: ix.trailer as u64,
+                field: "entry count",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The workflows of a store in file order: `(id, data)`, or the damage
+/// that stopped the scan (after which the iterator ends).
+#[derive(Clone, Debug)]
+pub struct Entries<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    end: usize,
+    failed: bool,
+}
+
+impl Entries<'_> {
+    /// The next workflow's frame and where it starts.
+    fn next_frame(&mut self) -> Option<Result<(usize, Frame), StoreError>> {
+        while !self.failed && self.at < self.end {
+            let at = self.at;
+            let frame = match frame_at(&self.bytes[..self.end], at) {
+                Ok(frame) => frame,
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            };
+            self.at = frame.next;
+            if layout::RESERVED_IDS.contains(&frame.id) {
+                if at == 0 && frame.id == layout::HEADER_ID {
+                    continue;
+                }
+                self.failed = true;
+                return Some(Err(StoreError::ReservedId { offset: at as u64 }));
+            }
+            return Some(Ok((at, frame)));
+        }
+        None
+    }
+}
+
+impl<'a> Iterator for Entries<'a> {
+    type Item = Result<(WorkflowSpecId, &'a [u8]), StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let bytes = self.bytes;
+        self.next_frame().map(|entry| {
+            entry.map(|(_, frame)| {
+                (
+                    WorkflowSpecId::from_bytes(frame.id),
+                    &bytes[frame.data..frame.next],
+                )
+            })
+        })
+    }
+}

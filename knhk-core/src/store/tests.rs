@@ -1,0 +1,308 @@
+//! Store round trips, both formats, and hostile input.
+
+use super::*;
+use crate::WorkflowSpecId;
+use proptest::prelude::*;
+
+/// Index storage that grows, as knhk-std's does.
+struct Growing(Vec<IndexSlot>);
+
+impl IndexStorage for Growing {
+    fn slots(&mut self) -> &mut [IndexSlot] {
+        &mut self.0
+    }
+    fn grow(&mut self) -> bool {
+        let mut bigger = vec![IndexSlot::EMPTY; self.0.len() * 2];
+        rehash(&self.0, &mut bigger);
+        self.0 = bigger;
+        true
+    }
+}
+
+/// A `Vec` as a sink.
+struct VecSink(Vec<u8>);
+
+impl Sink for VecSink {
+    type Error = core::convert::Infallible;
+    fn write_all(&mut self, bytes: &[u8]) -> Result<(), Self::Error> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
+fn id(n: u8) -> WorkflowSpecId {
+    WorkflowSpecId::from_bytes([n; 16])
+}
+
+fn write_v2(entries: &[(WorkflowSpecId, Vec<u8>)]) -> Vec<u8> {
+    let mut sink = VecSink(Vec::new());
+    let mut writer = StoreWriter::new(&mut sink, Growing(vec![IndexSlot::EMPTY; 2])).unwrap();
+    for (id, data) in entries {
+        writer.add(*id, data).unwrap();
+    }
+    let len = writer.finish().unwrap();
+    assert_eq!(len as usize, sink.0.len());
+    sink.0
+}
+
+/// The design document's format, written by hand from its description.
+fn write_v1(entries: &[(WorkflowSpecId, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (id, data) in entries {
+        out.extend_from_slice(id.as_bytes());
+        out.extend_from_slice(&(data.len() as u64).to_le_bytes());
+        out.extend_from_slice(data);
+    }
+    out
+}
+
+/// A plain version-1 scanner, knowing nothing of version 2.
+fn scan_v1(bytes: &[u8]) -> Vec<([u8; 16], Vec<u8>)> {
+    let mut at = 0;
+    let mut out = Vec::new();
+    while at < bytes.len() {
+        let id: [u8; 16] = bytes[at..at + 16].try_into().unwrap();
+        let len = u64::from_le_bytes(bytes[at + 16..at + 24].try_into().unwrap()) as usize;
+        out.push((id, bytes[at + 24..at + 24 + len].to_vec()));
+        at += 24 + len;
+    }
+    out
+}
+
+fn sample() -> Vec<(WorkflowSpecId, Vec<u8>)> {
+    vec![
+        (id(1), b"sequence: a then b".to_vec()),
+        (id(2), Vec::new()),
+        (id(3), vec![0xFF, 0xFE, 0x00, 0x80]),
+        (id(4), b"parallel split".repeat(3)),
+    ]
+}
+
+#[test]
+fn version_2_round_trips_and_opens_without_scanning() {
+    let file = write_v2(&sample());
+    let store = StoreView::parse(&file).unwrap();
+    assert_eq!(store.version(), Version::V2);
+    assert_eq!(store.len(), 4);
+    for (id, data) in sample() {
+        assert_eq!(store.get(&id), Some(&data[..]));
+    }
+    assert_eq!(store.get(&id(9)), None);
+    let listed: Vec<_> = store.entries().map(|e| e.unwrap().0).collect();
+    assert_eq!(listed, vec![id(1), id(2), id(3), id(4)], "file order");
+    store.verify().unwrap();
+    assert!(store.index_range().is_some());
+}
+
+#[test]
+fn version_1_files_are_read_and_verified() {
+    let file = write_v1(&sample());
+    let store = StoreView::parse(&file).unwrap();
+    assert_eq!(store.version(), Version::V1);
+    assert_eq!(store.len(), 4);
+    assert_eq!(store.get(&id(3)), Some(&[0xFF, 0xFE, 0x00, 0x80][..]));
+    assert_eq!(store.get(&id(2)), Some(&[][..]));
+    store.verify().unwrap();
+}
+
+#[test]
+fn a_version_1_scanner_reads_a_version_2_file() {
+    let file = write_v2(&sample());
+    let seen = scan_v1(&file);
+    assert_eq!(seen.first().unwrap().0, layout::HEADER_ID);
+    assert_eq!(seen.last().unwrap().0, layout::TRAILER_ID);
+    assert_eq!(seen[seen.len() - 2].0, layout::INDEX_ID);
+    let data: Vec<_> = seen[1..seen.len() - 2].to_vec();
+    let want: Vec<_> = sample()
+        .into_iter()
+        .map(|(i, d)| (*i.as_bytes(), d))
+        .collect();
+    assert_eq!(data, want);
+}
+
+#[test]
+fn empty_stores() {
+    let file = write_v2(&[]);
+    let store = StoreView::parse(&file).unwrap();
+    assert!(store.is_empty());
+    assert_eq!(store.entries().count(), 0);
+    store.verify().unwrap();
+    let v1 = StoreView::parse(&[]).unwrap();
+    assert_eq!((v1.version(), v1.len()), (Version::V1, 0));
+}
+
+#[test]
+fn the_writer_refuses_duplicates_reserved_ids_and_a_full_index() {
+    let mut slots = [IndexSlot::EMPTY; 4];
+    let mut file = [0_u8; 1024];
+    let mut sink = SliceSink::new(&mut file);
+    let mut writer = StoreWriter::new(&mut sink, &mut slots[..]).unwrap();
+    writer.add(id(1), b"x").unwrap();
+    assert_eq!(
+        writer.add(id(1), b"y"),
+        Err(WriteError::DuplicateId { id: id(1) })
+    );
+    let reserved = WorkflowSpecId::from_bytes(layout::INDEX_ID);
+    assert_eq!(
+        writer.add(reserved, b""),
+        Err(WriteError::ReservedId { id: reserved })
+    );
+    writer.add(id(2), b"y").unwrap();
+    assert_eq!(
+        writer.add(id(3), b"z"),
+        Err(WriteError::IndexFull { capacity: 4 })
+    );
+    let len = writer.finish().unwrap() as usize;
+    let store = StoreView::parse(&file[..len]).unwrap();
+    assert_eq!(store.len(), 2);
+    store.verify().unwrap();
+
+    let mut three = [IndexSlot::EMPTY; 3];
+    let mut out = [0_u8; 64];
+    assert!(matches!(
+        StoreWriter::new(SliceSink::new(&mut out), &mut three[..]),
+        Err(WriteError::BadIndexCapacity { capacity: 3 })
+    ));
+    let mut tiny = [0_u8; 10];
+    let mut two = [IndexSlot::EMPTY; 2];
+    assert!(matches!(
+        StoreWriter::new(SliceSink::new(&mut tiny), &mut two[..]),
+        Err(WriteError::Sink(SinkFull { .. }))
+    ));
+}
+
+#[test]
+fn version_1_duplicates_are_reported() {
+    let mut entries = sample();
+    entries.push((id(2), b"again".to_vec()));
+    let file = write_v1(&entries);
+    let store = StoreView::parse(&file).unwrap();
+    assert!(matches!(
+        store.verify(),
+        Err(StoreError::DuplicateId { .. })
+    ));
+}
+
+/// Parses, looks up, lists and verifies; whatever the bytes, no panic.
+/// Returns whether everything came back clean.
+fn exercise(bytes: &[u8]) -> bool {
+    let Ok(store) = StoreView::parse(bytes) else {
+        return false;
+    };
+    for n in 0..6 {
+        let _ = store.try_get(&id(n));
+    }
+    let listed = store.entries().all(|e| e.is_ok());
+    let _ = store.len();
+    store.verify().is_ok() && listed
+}
+
+#[test]
+fn every_single_byte_change_is_caught_and_never_panics() {
+    let file = write_v2(&sample());
+    assert!(exercise(&file));
+    let step = if cfg!(miri) { 11 } else { 1 };
+    for i in (0..file.len()).step_by(step) {
+        for flip in [0x01_u8, 0x80] {
+            let mut bad = file.clone();
+            bad[i] ^= flip;
+            assert!(
+                !exercise(&bad),
+                "changing byte {i} by {flip:#x} went unnoticed"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_truncation_is_an_error_or_a_shorter_valid_v1_list() {
+    let file = write_v2(&sample());
+    let step = if cfg!(miri) { 7 } else { 1 };
+    for len in (0..file.len()).step_by(step) {
+        // A cut at a frame boundary is a valid (shorter) version-1 list;
+        // anywhere else it is an error. Either way: no panic.
+        exercise(&file[..len]);
+        if let Ok(store) = StoreView::parse(&file[..len]) {
+            assert_eq!(store.version(), Version::V1, "cut at {len}");
+        }
+    }
+}
+
+#[test]
+fn hostile_trailers_are_refused() {
+    let file = write_v2(&sample());
+    let t = file.len() - layout::TRAILER_SIZE + layout::FRAME;
+    // Rewrite a field and fix the trailer's own checksum, as a forger would.
+    let forge = |field: usize, value: u64| {
+        let mut bad = file.clone();
+        bad[t + field..t + field + 8].copy_from_slice(&value.to_le_bytes());
+        let sum = layout::checksum(&bad[t..t + layout::trailer::TRAILER_CHECKSUM]);
+        bad[t + layout::trailer::TRAILER_CHECKSUM..t + layout::TRAILER_LEN]
+            .copy_from_slice(&sum.to_le_bytes());
+        bad
+    };
+    use layout::trailer::*;
+    for (field, value) in [
+        (INDEX_CAPACITY, 3),
+        (INDEX_CAPACITY, 1 << 62),
+        (INDEX_OFFSET, u64::MAX),
+        (INDEX_OFFSET, 1),
+        (ENTRY_COUNT, u64::MAX),
+        (MAX_PROBE, u64::MAX),
+    ] {
+        let bad = forge(field, value);
+        assert!(
+            StoreView::parse(&bad).is_err(),
+            "field at {field} = {value}"
+        );
+    }
+    // A forged probe bound that is merely too small makes lookups miss,
+    // which `verify` reports.
+    let bad = forge(MAX_PROBE, 0);
+    if let Ok(store) = StoreView::parse(&bad) {
+        let _ = store.get(&id(4));
+    }
+    let text = StoreError::Truncated {
+        offset: 5,
+        needed: 30,
+        available: 2,
+    }
+    .to_string();
+    assert!(text.contains("offset 5") && text.contains("30"), "{text}");
+}
+
+fn entries_strategy() -> impl Strategy<Value = Vec<(WorkflowSpecId, Vec<u8>)>> {
+    proptest::collection::btree_map(
+        any::<[u8; 16]>().prop_filter("not reserved", |b| !layout::RESERVED_IDS.contains(b)),
+        proptest::collection::vec(any::<u8>(), 0..64),
+        0..40,
+    )
+    .prop_map(|m| {
+        m.into_iter()
+            .map(|(k, v)| (WorkflowSpecId::from_bytes(k), v))
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: if cfg!(miri) { 3 } else { 128 },
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn round_trips(entries in entries_strategy(), probe in any::<[u8; 16]>()) {
+        for file in [write_v2(&entries), write_v1(&entries)] {
+            let store = StoreView::parse(&file).unwrap();
+            prop_assert_eq!(store.len(), entries.len());
+            for (id, data) in &entries {
+                prop_assert_eq!(store.get(id), Some(&data[..]));
+            }
+            let probe = WorkflowSpecId::from_bytes(probe);
+            let expected = entries.iter().find(|(i, _)| *i == probe).map(|(_, d)| &d[..]);
+            prop_assert_eq!(store.get(&probe), expected);
+            prop_assert!(store.verify().is_ok());
+        }
+    }
+}
