@@ -213,3 +213,41 @@ fn registry_usage() {
     assert!(config.max_pools >= 1);
     assert!(pools.is_empty());
 }
+
+/// Section 5, "Memory-Mapped Storage", and Integration Guide step 5.
+#[test]
+fn memory_mapped_storage() -> Result<()> {
+    use knhk_workflow_engine::storage::{
+        MmapWorkflowReader, MmapWorkflowStore, WorkflowStoreWriter,
+    };
+    use knhk_workflow_engine::WorkflowSpecId;
+
+    let dir = std::env::temp_dir().join(format!("knhk-seed-store-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join("workflows.bin");
+    let spec_id = WorkflowSpecId(uuid::Uuid::from_u128(0x5eed));
+    let mut writer = WorkflowStoreWriter::create(&file)?; // added: the design never said how files are made
+    writer.add(spec_id, b"<workflow/>")?;
+    writer.finish()?;
+    std::env::set_current_dir(&dir)?;
+
+    // Direct store access
+    let store = MmapWorkflowStore::new("workflows.bin")?;
+    let workflow = store.get_workflow(&spec_id);
+    let workflows = store.list_workflows();
+    assert_eq!(workflow, Some(&b"<workflow/>"[..]));
+    assert_eq!(workflows, vec![spec_id]);
+
+    // Cached reader
+    let mut reader = MmapWorkflowReader::new();
+    let store = reader.load_store("workflows.bin")?;
+
+    // Fast lookup
+    if let Some(workflow) = store.get_workflow_str(&spec_id) {
+        // Process workflow
+        assert_eq!(workflow, "<workflow/>");
+    } else {
+        panic!("the workflow is in the store");
+    }
+    Ok(())
+}

@@ -34,5 +34,7 @@
 pub mod initialization;
 pub mod memory;
 pub mod performance;
+#[cfg(feature = "memory-v2")]
+pub mod storage;
 
 pub use knhk_core::{ticks, PatternId, WorkflowSpecId};

@@ -308,7 +308,12 @@ impl<S: Sink, I: IndexStorage> StoreWriter<S, I> {
     }
 
     /// Writes the index and the trailer; returns the store's size in bytes.
-    pub fn finish(mut self) -> Result<u64, WriteError<S::Error>> {
+    pub fn finish(self) -> Result<u64, WriteError<S::Error>> {
+        self.finish_into_sink().map(|(_, len)| len)
+    }
+
+    /// [`finish`](Self::finish), handing the sink back (to flush or sync it).
+    pub fn finish_into_sink(mut self) -> Result<(S, u64), WriteError<S::Error>> {
         let index_offset = self.offset;
         let capacity = self.index.slots().len();
         let index_len = capacity * SLOT;
@@ -341,7 +346,7 @@ impl<S: Sink, I: IndexStorage> StoreWriter<S, I> {
         let own = layout::checksum(&t[..trailer::TRAILER_CHECKSUM]);
         t[trailer::TRAILER_CHECKSUM..].copy_from_slice(&own.to_le_bytes());
         self.frame(&layout::TRAILER_ID, &t)?;
-        Ok(self.offset)
+        Ok((self.sink, self.offset))
     }
 }
 

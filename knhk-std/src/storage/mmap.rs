@@ -1,0 +1,715 @@
+//! Memory-mapped workflow stores: [`MmapWorkflowStore`],
+//! [`MmapWorkflowReader`] and [`WorkflowStoreWriter`].
+//!
+//! # The memory-map contract
+//!
+//! A mapped file's bytes are the file's bytes: if another process
+//! truncates the file or rewrites it in place while it is mapped, reads of
+//! the mapping may see torn data or fault (`SIGBUS`). knhk never does
+//! either: [`WorkflowStoreWriter`] writes a new file next to the old one and
+//! renames it over, so a mapped store keeps seeing the file it opened, and
+//! [`MmapWorkflowReader`] notices the replacement and maps the new one.
+//! Other programs that write store files must do the same.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+use knhk_core::store::{
+    rehash, IndexSlot, IndexStorage, Sink, StoreError, StoreView, StoreWriter, Version, WriteError,
+};
+use knhk_core::WorkflowSpecId;
+use memmap2::Mmap;
+
+/// A store file could not be opened or written.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// The file system refused.
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What was being done.
+        action: &'static str,
+        /// The error.
+        source: io::Error,
+    },
+    /// The file is not a valid store.
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and where.
+        source: StoreError,
+    },
+    /// A workflow with this id was already added to the store being written.
+    DuplicateId {
+        /// The id.
+        id: WorkflowSpecId,
+    },
+    /// The id is reserved by the store format.
+    ReservedId {
+        /// The id.
+        id: WorkflowSpecId,
+    },
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StorageError::Io {
+                path,
+                action,
+                source,
+            } => write!(f, "cannot {action} {}: {source}", path.display()),
+            StorageError::Corrupt { path, source } => write!(f, "{}: {source}", path.display()),
+            StorageError::DuplicateId { id } => {
+                write!(f, "workflow {id} was already added to this store")
+            }
+            StorageError::ReservedId { id } => {
+                write!(f, "id {id} is reserved by the store format")
+            }
+        }
+    }
+}
+
+impl std::error::Error for StorageError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StorageError::Io { source, .. } => Some(source),
+            StorageError::Corrupt { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+fn io_error<'p>(
+    path: &'p Path,
+    action: &'static str,
+) -> impl FnOnce(io::Error) -> StorageError + 'p {
+    move |source| StorageError::Io {
+        path: path.to_path_buf(),
+        action,
+        source,
+    }
+}
+
+/// Why a lookup found no usable workflow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LookupError {
+    /// No workflow has this id.
+    NotFound,
+    /// The workflow exists but is not UTF-8 text.
+    NotUtf8 {
+        /// Where the first invalid byte is.
+        valid_up_to: usize,
+    },
+    /// The lookup ran into damage in the file.
+    Corrupt(StoreError),
+}
+
+impl fmt::Display for LookupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LookupError::NotFound => f.write_str("no workflow has this id"),
+            LookupError::NotUtf8 { valid_up_to } => write!(
+                f,
+                "the workflow is not UTF-8 text (invalid byte at {valid_up_to})"
+            ),
+            LookupError::Corrupt(e) => fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+impl std::error::Error for LookupError {}
+
+/// A workflow store mapped into memory.
+///
+/// Version-2 files open in O(1) and look up through their index; version-1
+/// files (the design document's format) are scanned once at open into a
+/// hash index. Lookups return slices of the mapping: no copy.
+///
+/// ```
+/// use knhk_std::storage::{MmapWorkflowStore, WorkflowStoreWriter};
+/// use knhk_std::WorkflowSpecId;
+///
+/// let dir = std::env::temp_dir().join(format!("knhk-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let path = dir.join("workflows.bin");
+/// let spec_id = WorkflowSpecId::from_bytes([1; 16]);
+///
+/// let mut writer = WorkflowStoreWriter::create(&path)?;
+/// writer.add(spec_id, b"<workflow name='approve'/>")?;
+/// writer.finish()?;
+///
+/// // Direct store access
+/// let store = MmapWorkflowStore::new(&path)?;
+/// let workflow = store.get_workflow(&spec_id);
+/// let workflows = store.list_workflows();
+/// assert_eq!(workflow, Some(&b"<workflow name='approve'/>"[..]));
+/// assert_eq!(workflows, vec![spec_id]);
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct MmapWorkflowStore {
+    // Declared first, so dropped before the map it borrows.
+    view: StoreView<'static>,
+    /// Version 1 only: where each workflow's data is in the map.
+    scanned: Option<HashMap<WorkflowSpecId, (usize, usize)>>,
+    path: PathBuf,
+    _map: Option<Mmap>,
+}
+
+impl MmapWorkflowStore {
+    /// Maps and parses the store at `path`.
+    pub fn new(path: impl AsRef<Path>) -> Result<MmapWorkflowStore, StorageError> {
+        let path = path.as_ref();
+        let file = File::open(path).map_err(io_error(path, "open"))?;
+        let len = file
+            .metadata()
+            .map_err(io_error(path, "read the metadata of"))?
+            .len();
+        // An empty file cannot be mapped on every platform; it is an empty
+        // version-1 store.
+        let map = if len == 0 {
+            None
+        } else {
+            // SAFETY: mapping a file is sound as long as nobody truncates or
+            // rewrites it while mapped: the contract this module documents
+            // and knhk's writer keeps (it replaces files atomically).
+            Some(unsafe { Mmap::map(&file) }.map_err(io_error(path, "memory-map"))?)
+        };
+        let bytes: &[u8] = map.as_deref().unwrap_or(&[]);
+        // SAFETY: the mapping lives in `_map` as long as `self`, and does
+        // not move when `self` moves (it is the kernel's, not the heap's).
+        // The view is declared first, so dropped before the map, and it is
+        // never handed out with the 'static lifetime: every method returns
+        // data borrowed from `&self`.
+        let bytes: &'static [u8] =
+            unsafe { std::slice::from_raw_parts(bytes.as_ptr(), bytes.len()) };
+        let corrupt = |source| StorageError::Corrupt {
+            path: path.to_path_buf(),
+            source,
+        };
+        let view = StoreView::parse(bytes).map_err(corrupt)?;
+        let scanned = if view.version() == Version::V1 {
+            let mut index = HashMap::with_capacity(view.len());
+            for entry in view.entries() {
+                let (id, data) = entry.map_err(corrupt)?;
+                let start = data.as_ptr() as usize - bytes.as_ptr() as usize;
+                if index.insert(id, (start, data.len())).is_some() {
+                    let offset = (start - knhk_core::store::layout::FRAME) as u64;
+                    return Err(corrupt(StoreError::DuplicateId { id, offset }));
+                }
+            }
+            Some(index)
+        } else {
+            None
+        };
+        #[cfg(unix)]
+        if let Some(map) = &map {
+            // Lookups land anywhere: no read-ahead for the data. The index is
+            // read on every lookup: ask for it now.
+            let _ = map.advise(memmap2::Advice::Random);
+            if let Some(range) = view.index_range() {
+                let _ = map.advise_range(memmap2::Advice::WillNeed, range.start, range.len());
+            }
+        }
+        Ok(MmapWorkflowStore {
+            view,
+            scanned,
+            path: path.to_path_buf(),
+            _map: map,
+        })
+    }
+
+    /// The workflow with this id, if there is one (damage is treated as
+    /// absence; [`lookup`](Self::lookup) says which).
+    pub fn get_workflow(&self, id: &WorkflowSpecId) -> Option<&[u8]> {
+        self.lookup(id).ok()
+    }
+
+    /// The workflow as text, if there is one and it is UTF-8.
+    pub fn get_workflow_str(&self, id: &WorkflowSpecId) -> Option<&str> {
+        self.lookup_str(id).ok()
+    }
+
+    /// The workflow with this id, or why not.
+    pub fn lookup(&self, id: &WorkflowSpecId) -> Result<&[u8], LookupError> {
+        match &self.scanned {
+            Some(index) => {
+                let &(start, len) = index.get(id).ok_or(LookupError::NotFound)?;
+                Ok(&self.view.bytes()[start..start + len])
+            }
+            None => match self.view.try_get(id) {
+                Ok(Some(data)) => Ok(data),
+                Ok(None) => Err(LookupError::NotFound),
+                Err(e) => Err(LookupError::Corrupt(e)),
+            },
+        }
+    }
+
+    /// The workflow as text, or why not.
+    pub fn lookup_str(&self, id: &WorkflowSpecId) -> Result<&str, LookupError> {
+        let data = self.lookup(id)?;
+        std::str::from_utf8(data).map_err(|e| LookupError::NotUtf8 {
+            valid_up_to: e.valid_up_to(),
+        })
+    }
+
+    /// The ids of all workflows, in file order.
+    pub fn list_workflows(&self) -> Vec<WorkflowSpecId> {
+        self.view
+            .entries()
+            .filter_map(Result::ok)
+            .map(|(id, _)| id)
+            .collect()
+    }
+
+    /// Every workflow, in file order.
+    pub fn entries(
+        &self,
+    ) -> impl Iterator<Item = Result<(WorkflowSpecId, &[u8]), StoreError>> + '_ {
+        self.view.entries()
+    }
+
+    /// Number of workflows.
+    pub fn len(&self) -> usize {
+        self.view.len()
+    }
+
+    /// Whether the store has no workflows.
+    pub fn is_empty(&self) -> bool {
+        self.view.is_empty()
+    }
+
+    /// The file's format version.
+    pub fn version(&self) -> Version {
+        self.view.version()
+    }
+
+    /// Checks every checksum and that the index and entries agree.
+    pub fn verify(&self) -> Result<(), StoreError> {
+        self.view.verify()
+    }
+
+    /// The file this store maps.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file's size in bytes.
+    pub fn size(&self) -> usize {
+        self.view.bytes().len()
+    }
+}
+
+impl fmt::Debug for MmapWorkflowStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MmapWorkflowStore")
+            .field("path", &self.path)
+            .field("version", &self.version())
+            .field("workflows", &self.len())
+            .finish()
+    }
+}
+
+/// What identifies a file's current contents: replacing the file (a
+/// rename over it) changes its inode, and rewriting changes size or time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct FileIdentity {
+    len: u64,
+    modified: Option<SystemTime>,
+    #[cfg(unix)]
+    inode: (u64, u64),
+}
+
+impl FileIdentity {
+    fn of(path: &Path) -> Result<FileIdentity, StorageError> {
+        let meta = fs::metadata(path).map_err(io_error(path, "read the metadata of"))?;
+        Ok(FileIdentity {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            #[cfg(unix)]
+            inode: {
+                use std::os::unix::fs::MetadataExt;
+                (meta.dev(), meta.ino())
+            },
+        })
+    }
+}
+
+/// Opens stores and keeps them open: a second load of the same file (by
+/// canonical path) returns the same mapping, unless the file was replaced
+/// since, in which case the new file is mapped.
+///
+/// ```
+/// # use knhk_std::storage::{MmapWorkflowReader, WorkflowStoreWriter};
+/// # let dir = std::env::temp_dir().join(format!("knhk-doc-reader-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// # let path = dir.join("workflows.bin");
+/// # WorkflowStoreWriter::create(&path)?.finish()?;
+/// let mut reader = MmapWorkflowReader::new();
+/// let store = reader.load_store(&path)?;
+/// let again = reader.load_store(&path)?;
+/// assert!(std::sync::Arc::ptr_eq(&store, &again));
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Default)]
+pub struct MmapWorkflowReader {
+    cache: Mutex<HashMap<PathBuf, (FileIdentity, Arc<MmapWorkflowStore>)>>,
+}
+
+impl MmapWorkflowReader {
+    /// An empty cache.
+    pub fn new() -> MmapWorkflowReader {
+        MmapWorkflowReader::default()
+    }
+
+    /// The store at `path`: from the cache if the file is unchanged,
+    /// otherwise newly mapped (and cached).
+    pub fn load_store(
+        &mut self,
+        path: impl AsRef<Path>,
+    ) -> Result<Arc<MmapWorkflowStore>, StorageError> {
+        self.load(path)
+    }
+
+    /// [`load_store`](Self::load_store) through a shared reference.
+    pub fn load(&self, path: impl AsRef<Path>) -> Result<Arc<MmapWorkflowStore>, StorageError> {
+        let path = path.as_ref();
+        let canonical = fs::canonicalize(path).map_err(io_error(path, "find"))?;
+        let identity = FileIdentity::of(&canonical)?;
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((known, store)) = cache.get(&canonical) {
+            if *known == identity {
+                return Ok(Arc::clone(store));
+            }
+        }
+        let store = Arc::new(MmapWorkflowStore::new(&canonical)?);
+        cache.insert(canonical, (identity, Arc::clone(&store)));
+        Ok(store)
+    }
+
+    /// How many stores are cached.
+    pub fn cached(&self) -> usize {
+        self.cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+impl fmt::Debug for MmapWorkflowReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MmapWorkflowReader")
+            .field("cached", &self.cached())
+            .finish()
+    }
+}
+
+/// `io::Write` as a store [`Sink`].
+struct IoSink<W>(W);
+
+impl<W: Write> Sink for IoSink<W> {
+    type Error = io::Error;
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.0.write_all(bytes)
+    }
+}
+
+/// A growing index for the writer.
+struct VecIndex(Vec<IndexSlot>);
+
+impl IndexStorage for VecIndex {
+    fn slots(&mut self) -> &mut [IndexSlot] {
+        &mut self.0
+    }
+    fn grow(&mut self) -> bool {
+        let mut bigger = vec![IndexSlot::EMPTY; self.0.len() * 2];
+        rehash(&self.0, &mut bigger);
+        self.0 = bigger;
+        true
+    }
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Writes a version-2 store file, replacing `path` atomically on
+/// [`finish`](Self::finish): the workflows go to a temporary file in the
+/// same directory, which is flushed, synced, renamed over `path`, and the
+/// directory synced. A crash at any point leaves either the old file or the
+/// new one at `path`, never a torn one. Dropped without `finish`, the
+/// writer deletes its temporary file and `path` is untouched.
+pub struct WorkflowStoreWriter {
+    writer: Option<StoreWriter<IoSink<BufWriter<File>>, VecIndex>>,
+    temp: PathBuf,
+    path: PathBuf,
+}
+
+impl WorkflowStoreWriter {
+    /// Starts writing a store that will replace `path`.
+    pub fn create(path: impl AsRef<Path>) -> Result<WorkflowStoreWriter, StorageError> {
+        let path = path.as_ref().to_path_buf();
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = path
+            .file_name()
+            .map_or_else(|| "store".into(), |n| n.to_string_lossy());
+        let temp = dir.join(format!(
+            ".{name}.tmp-{}-{}",
+            std::process::id(),
+            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .map_err(io_error(&temp, "create"))?;
+        let sink = IoSink(BufWriter::with_capacity(1 << 20, file));
+        let writer = StoreWriter::new(sink, VecIndex(vec![IndexSlot::EMPTY; 64]))
+            .map_err(|e| write_error(e, &temp))?;
+        Ok(WorkflowStoreWriter {
+            writer: Some(writer),
+            temp,
+            path,
+        })
+    }
+
+    /// Adds a workflow. Duplicate and reserved ids are refused.
+    pub fn add(&mut self, id: WorkflowSpecId, data: &[u8]) -> Result<(), StorageError> {
+        let writer = self.writer.as_mut().ok_or_else(|| StorageError::Io {
+            path: self.temp.clone(),
+            action: "write to",
+            source: io::Error::other("an earlier write failed"),
+        })?;
+        match writer.add(id, data) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                if matches!(e, WriteError::Sink(_)) {
+                    self.writer = None; // the output is incomplete
+                }
+                Err(write_error(e, &self.temp))
+            }
+        }
+    }
+
+    /// Workflows added so far.
+    pub fn len(&self) -> usize {
+        self.writer.as_ref().map_or(0, |w| w.len())
+    }
+
+    /// Whether nothing was added yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Writes the index and trailer, syncs, and atomically replaces the
+    /// destination. Returns the store's size in bytes.
+    pub fn finish(mut self) -> Result<u64, StorageError> {
+        let writer = self.writer.take().ok_or_else(|| StorageError::Io {
+            path: self.temp.clone(),
+            action: "write to",
+            source: io::Error::other("an earlier write failed"),
+        })?;
+        let (IoSink(buffered), len) = writer
+            .finish_into_sink()
+            .map_err(|e| write_error(e, &self.temp))?;
+        let file = buffered.into_inner().map_err(|e| StorageError::Io {
+            path: self.temp.clone(),
+            action: "flush",
+            source: e.into_error(),
+        })?;
+        file.sync_all().map_err(io_error(&self.temp, "sync"))?;
+        drop(file);
+        fs::rename(&self.temp, &self.path).map_err(io_error(&self.path, "replace"))?;
+        #[cfg(unix)]
+        if let Some(dir) = self.path.parent() {
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            // The rename is durable once the directory is synced.
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io_error(dir, "sync the directory"))?;
+        }
+        Ok(len)
+    }
+}
+
+impl Drop for WorkflowStoreWriter {
+    fn drop(&mut self) {
+        // Not finished (or `finish` failed before the rename): the
+        // temporary file is garbage. After a rename it no longer exists.
+        let _ = fs::remove_file(&self.temp);
+    }
+}
+
+impl fmt::Debug for WorkflowStoreWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkflowStoreWriter")
+            .field("path", &self.path)
+            .field("workflows", &self.len())
+            .finish()
+    }
+}
+
+fn write_error(e: WriteError<io::Error>, temp: &Path) -> StorageError {
+    match e {
+        WriteError::Sink(source) => StorageError::Io {
+            path: temp.to_path_buf(),
+            action: "write to",
+            source,
+        },
+        WriteError::DuplicateId { id } => StorageError::DuplicateId { id },
+        WriteError::ReservedId { id } => StorageError::ReservedId { id },
+        // The Vec index grows, so these cannot happen; report them as I/O.
+        other => StorageError::Io {
+            path: temp.to_path_buf(),
+            action: "index",
+            source: io::Error::other(other.to_string()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("knhk-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn id(n: u8) -> WorkflowSpecId {
+        WorkflowSpecId::from_bytes([n; 16])
+    }
+
+    #[test]
+    fn write_map_and_look_up() {
+        let dir = temp_dir("mmap");
+        let path = dir.join("w.bin");
+        let mut w = WorkflowStoreWriter::create(&path).unwrap();
+        for n in 0..200_u8 {
+            w.add(id(n), format!("workflow {n}").as_bytes()).unwrap();
+        }
+        assert!(matches!(
+            w.add(id(5), b"again"),
+            Err(StorageError::DuplicateId { .. })
+        ));
+        w.add(id(250), &[0xFF, 0xFE]).unwrap();
+        w.finish().unwrap();
+
+        let store = MmapWorkflowStore::new(&path).unwrap();
+        assert_eq!(store.len(), 201);
+        assert_eq!(store.version(), Version::V2);
+        assert_eq!(store.get_workflow_str(&id(7)), Some("workflow 7"));
+        assert_eq!(store.lookup(&id(251)), Err(LookupError::NotFound));
+        assert_eq!(
+            store.lookup_str(&id(250)),
+            Err(LookupError::NotUtf8 { valid_up_to: 0 })
+        );
+        assert_eq!(store.list_workflows().len(), 201);
+        store.verify().unwrap();
+        assert!(
+            fs::read_dir(&dir).unwrap().count() == 1,
+            "no temporary file left"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn version_1_files_and_empty_files_open() {
+        let dir = temp_dir("v1");
+        let path = dir.join("v1.bin");
+        let mut bytes = Vec::new();
+        for n in 1..=3_u8 {
+            bytes.extend_from_slice(&[n; 16]);
+            bytes.extend_from_slice(&2_u64.to_le_bytes());
+            bytes.extend_from_slice(&[n, n]);
+        }
+        fs::write(&path, &bytes).unwrap();
+        let store = MmapWorkflowStore::new(&path).unwrap();
+        assert_eq!((store.version(), store.len()), (Version::V1, 3));
+        assert_eq!(store.get_workflow(&id(2)), Some(&[2, 2][..]));
+        // A duplicate in a version-1 file is reported at open.
+        bytes.extend_from_slice(&[2; 16]);
+        bytes.extend_from_slice(&0_u64.to_le_bytes());
+        fs::write(&path, &bytes).unwrap();
+        assert!(matches!(
+            MmapWorkflowStore::new(&path),
+            Err(StorageError::Corrupt {
+                source: StoreError::DuplicateId { .. },
+                ..
+            })
+        ));
+        fs::write(&path, b"").unwrap();
+        assert!(MmapWorkflowStore::new(&path).unwrap().is_empty());
+        fs::write(&path, b"short").unwrap();
+        let err = MmapWorkflowStore::new(&path).unwrap_err();
+        assert!(err.to_string().contains("truncated"), "{err}");
+        assert!(matches!(
+            MmapWorkflowStore::new(dir.join("missing.bin")),
+            Err(StorageError::Io { action: "open", .. })
+        ));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_reader_caches_and_reloads_replaced_files() {
+        let dir = temp_dir("reader");
+        let path = dir.join("w.bin");
+        let mut w = WorkflowStoreWriter::create(&path).unwrap();
+        w.add(id(1), b"one").unwrap();
+        w.finish().unwrap();
+        let reader = MmapWorkflowReader::new();
+        let first = reader.load(&path).unwrap();
+        assert!(Arc::ptr_eq(
+            &first,
+            &reader.load(dir.join(".").join("w.bin")).unwrap()
+        ));
+        let mut w = WorkflowStoreWriter::create(&path).unwrap();
+        w.add(id(2), b"two").unwrap();
+        w.finish().unwrap();
+        let second = reader.load(&path).unwrap();
+        assert!(!Arc::ptr_eq(&first, &second));
+        // The old mapping still reads the old file: it was replaced, not
+        // rewritten.
+        assert_eq!(first.get_workflow(&id(1)), Some(&b"one"[..]));
+        assert_eq!(second.get_workflow(&id(2)), Some(&b"two"[..]));
+        assert_eq!(reader.cached(), 1);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_abandoned_writer_leaves_the_old_file() {
+        let dir = temp_dir("abandon");
+        let path = dir.join("w.bin");
+        let mut w = WorkflowStoreWriter::create(&path).unwrap();
+        w.add(id(1), b"old").unwrap();
+        w.finish().unwrap();
+        let mut w = WorkflowStoreWriter::create(&path).unwrap();
+        w.add(id(2), b"new").unwrap();
+        drop(w);
+        let store = MmapWorkflowStore::new(&path).unwrap();
+        assert_eq!(store.list_workflows(), vec![id(1)]);
+        assert_eq!(
+            fs::read_dir(&dir).unwrap().count(),
+            1,
+            "temporary file removed"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
