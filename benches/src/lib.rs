@@ -12,3 +12,16 @@ pub mod output;
 pub mod sections;
 pub mod targets;
 pub mod workloads;
+
+/// Where the report writes its files: `target/knhk-report` of the
+/// workspace (or of `CARGO_TARGET_DIR`).
+pub fn report_dir() -> std::path::PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join("target")
+        });
+    target.join("knhk-report")
+}

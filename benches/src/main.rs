@@ -50,17 +50,6 @@ struct Args {
     list: bool,
 }
 
-fn report_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("..")
-                .join("target")
-        });
-    target.join("knhk-report")
-}
-
 fn write(path: &Path, text: &str) -> Result<(), String> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
@@ -127,7 +116,7 @@ fn main() -> ExitCode {
 
     let markdown = report.to_markdown();
     println!("{markdown}");
-    let dir = report_dir();
+    let dir = knhk_benches::report_dir();
     let json_path = args.json.unwrap_or_else(|| dir.join("report.json"));
     let md_path = dir.join("report.md");
     for (path, text) in [(&json_path, report.to_json()), (&md_path, markdown)] {

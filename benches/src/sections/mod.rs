@@ -15,6 +15,7 @@ pub mod false_sharing;
 pub mod kernels;
 pub mod pool;
 pub mod registry;
+pub mod store;
 
 /// Every section, in report order.
 pub const ALL: &[Section] = &[
@@ -25,6 +26,7 @@ pub const ALL: &[Section] = &[
     allocations::SECTION,
     registry::SECTION,
     pool::SECTION,
+    store::SECTION,
 ];
 
 /// A group of related measurements and the targets they are held to.

@@ -386,6 +386,10 @@ impl<'a> StoreView<'a> {
 
     /// The workflow with this id, or `None` if there is none (or the file
     /// is damaged where the lookup led; [`try_get`](Self::try_get) says).
+    ///
+    /// A lookup trusts the index for where the data is, within the data
+    /// region: it is always in bounds, but only [`verify`](Self::verify)
+    /// proves that a damaged or forged index points at the right entry.
     pub fn get(&self, id: &WorkflowSpecId) -> Option<&'a [u8]> {
         self.try_get(id).ok().flatten()
     }
@@ -425,16 +429,17 @@ impl<'a> StoreView<'a> {
                 continue;
             }
             let len = read_u64(self.bytes, slot_at + SLOT_LEN).ok_or(bad)?;
-            // The slot must point at a data entry with this id and length.
+            // The slot's data must lie within the data entries. The frame
+            // itself is not read here (that would cost a cache miss into the
+            // data per lookup); `verify` checks every slot against its frame.
             let entry = usize::try_from(entry).map_err(|_| bad)?;
-            if entry < self.data_start || entry >= self.data_end {
+            let len = usize::try_from(len).map_err(|_| bad)?;
+            let start = entry.checked_add(FRAME).ok_or(bad)?;
+            let end = start.checked_add(len).ok_or(bad)?;
+            if entry < self.data_start || end > self.data_end {
                 return Err(bad);
             }
-            let frame = frame_at(self.bytes, entry).map_err(|_| bad)?;
-            if frame.id != *key || frame.len as u64 != len || frame.next > self.data_end {
-                return Err(bad);
-            }
-            return Ok(Some(&self.bytes[frame.data..frame.next]));
+            return Ok(Some(&self.bytes[start..end]));
         }
         Ok(None)
     }
@@ -514,8 +519,14 @@ impl<'a> StoreView<'a> {
                 continue;
             }
             filled += 1;
-            let id = WorkflowSpecId::from_bytes(read_id(slot, 0).ok_or(bad)?);
-            let data = self.probe(&ix, id.as_bytes())?.ok_or(bad)?;
+            let key = read_id(slot, 0).ok_or(bad)?;
+            let id = WorkflowSpecId::from_bytes(key);
+            let data = self.probe(&ix, &key)?.ok_or(bad)?;
+            // The slot must point at a frame with its id and length.
+            let frame = frame_at(self.bytes, to_usize(entry)?).map_err(|_| bad)?;
+            if frame.id != key || frame.len != data.len() || frame.next > self.data_end {
+                return Err(bad);
+            }
             let stated = read_u64(slot, SLOT_CHECKSUM).ok_or(bad)?;
             if layout::checksum(data) != stated {
                 return Err(StoreError::EntryChecksum { id, offset: entry });

@@ -132,7 +132,9 @@ impl std::error::Error for LookupError {}
 ///
 /// Version-2 files open in O(1) and look up through their index; version-1
 /// files (the design document's format) are scanned once at open into a
-/// hash index. Lookups return slices of the mapping: no copy.
+/// hash index. Lookups return slices of the mapping: no copy. The data is
+/// advised as randomly accessed (`MADV_RANDOM`), and
+/// [`prefetch_index`](Self::prefetch_index) asks for the index to be read in.
 ///
 /// ```
 /// use knhk_std::storage::{MmapWorkflowStore, WorkflowStoreWriter};
@@ -184,6 +186,15 @@ impl MmapWorkflowStore {
             // and knhk's writer keeps (it replaces files atomically).
             Some(unsafe { Mmap::map(&file) }.map_err(io_error(path, "memory-map"))?)
         };
+        #[cfg(unix)]
+        if let Some(map) = &map {
+            // Lookups land anywhere: no read-ahead for the data. Advised
+            // before the first touch, so that even the faults of parsing do
+            // not read ahead. (O(1): it only marks the mapping. Will-need for
+            // the index walks the index's pages, so it is `prefetch_index`,
+            // which the caching reader calls.)
+            let _ = map.advise(memmap2::Advice::Random);
+        }
         let bytes: &[u8] = map.as_deref().unwrap_or(&[]);
         // SAFETY: the mapping lives in `_map` as long as `self`, and does
         // not move when `self` moves (it is the kernel's, not the heap's).
@@ -211,15 +222,7 @@ impl MmapWorkflowStore {
         } else {
             None
         };
-        #[cfg(unix)]
-        if let Some(map) = &map {
-            // Lookups land anywhere: no read-ahead for the data. The index is
-            // read on every lookup: ask for it now.
-            let _ = map.advise(memmap2::Advice::Random);
-            if let Some(range) = view.index_range() {
-                let _ = map.advise_range(memmap2::Advice::WillNeed, range.start, range.len());
-            }
-        }
+
         Ok(MmapWorkflowStore {
             view,
             scanned,
@@ -296,6 +299,17 @@ impl MmapWorkflowStore {
     /// Checks every checksum and that the index and entries agree.
     pub fn verify(&self) -> Result<(), StoreError> {
         self.view.verify()
+    }
+
+    /// Asks the kernel to read the index into memory now (`MADV_WILLNEED`),
+    /// so the first lookups do not wait for it. Costs time in proportion to
+    /// the index size (the kernel walks its pages), which is why opening a
+    /// store does not do it; [`MmapWorkflowReader`] does, once per mapping.
+    pub fn prefetch_index(&self) {
+        #[cfg(unix)]
+        if let (Some(map), Some(range)) = (&self._map, self.view.index_range()) {
+            let _ = map.advise_range(memmap2::Advice::WillNeed, range.start, range.len());
+        }
     }
 
     /// The file this store maps.
@@ -393,6 +407,8 @@ impl MmapWorkflowReader {
             }
         }
         let store = Arc::new(MmapWorkflowStore::new(&canonical)?);
+        // A cached store serves many lookups: have its index read in now.
+        store.prefetch_index();
         cache.insert(canonical, (identity, Arc::clone(&store)));
         Ok(store)
     }
