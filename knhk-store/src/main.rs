@@ -1,0 +1,280 @@
+//! `knhk-store`: build, inspect and check workflow store files.
+//!
+//! ```text
+//! knhk-store pack DIR -o FILE          one file per workflow, named by its UUID
+//! knhk-store pack --manifest LIST -o FILE   lines of "UUID PATH"
+//! knhk-store list FILE                 ids and sizes, in file order
+//! knhk-store get FILE UUID             the workflow's bytes on stdout
+//! knhk-store info FILE                 format, counts, sizes
+//! knhk-store verify FILE               check every checksum
+//! knhk-store upgrade IN OUT            rewrite a version-1 file as version 2
+//! ```
+//!
+//! Exit codes: 0 success, 1 the operation failed (bad input file, missing
+//! workflow, I/O error), 2 the command line was wrong.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use knhk_std::storage::{MmapWorkflowStore, Version, WorkflowStoreWriter};
+use knhk_std::WorkflowSpecId;
+
+/// Build, inspect and check knhk workflow store files.
+#[derive(Parser, Debug)]
+#[command(name = "knhk-store", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Pack workflows into a new store (version 2), replacing OUTPUT atomically.
+    Pack {
+        /// A directory with one file per workflow, each named by its UUID
+        /// (an extension is allowed: `0b9c...e1.xml`).
+        #[arg(required_unless_present = "manifest", conflicts_with = "manifest")]
+        dir: Option<PathBuf>,
+        /// A manifest instead of a directory: one `UUID PATH` per line
+        /// (blank lines and lines starting with `#` are skipped; relative
+        /// paths are relative to the manifest).
+        #[arg(long, value_name = "FILE")]
+        manifest: Option<PathBuf>,
+        /// The store file to write.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
+    /// List the workflows: id and size, in file order.
+    List {
+        /// The store file.
+        file: PathBuf,
+    },
+    /// Write one workflow's bytes to standard output.
+    Get {
+        /// The store file.
+        file: PathBuf,
+        /// The workflow's UUID.
+        id: String,
+    },
+    /// Show the file's format version, workflow count and sizes.
+    Info {
+        /// The store file.
+        file: PathBuf,
+    },
+    /// Check every checksum and that the index and the entries agree.
+    Verify {
+        /// The store file.
+        file: PathBuf,
+    },
+    /// Rewrite a store (version 1 or 2) as version 2.
+    Upgrade {
+        /// The store to read.
+        input: PathBuf,
+        /// The version-2 store to write (replaced atomically).
+        output: PathBuf,
+    },
+}
+
+type Failure = Box<dyn std::error::Error>;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Pack {
+            dir,
+            manifest,
+            output,
+        } => pack(dir.as_deref(), manifest.as_deref(), &output),
+        Command::List { file } => list(&file),
+        Command::Get { file, id } => get(&file, &id),
+        Command::Info { file } => info(&file),
+        Command::Verify { file } => verify(&file),
+        Command::Upgrade { input, output } => upgrade(&input, &output),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("knhk-store: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn bar(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({eta})") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_string());
+    bar
+}
+
+fn parse_id(text: &str) -> Result<WorkflowSpecId, Failure> {
+    uuid::Uuid::parse_str(text.trim())
+        .map(WorkflowSpecId)
+        .map_err(|e| format!("{text:?} is not a UUID: {e}").into())
+}
+
+/// The (id, path) pairs to pack.
+fn sources(
+    dir: Option<&Path>,
+    manifest: Option<&Path>,
+) -> Result<Vec<(WorkflowSpecId, PathBuf)>, Failure> {
+    let mut out = Vec::new();
+    if let Some(manifest) = manifest {
+        let text = std::fs::read_to_string(manifest)
+            .map_err(|e| format!("cannot read the manifest {}: {e}", manifest.display()))?;
+        let base = manifest.parent().unwrap_or(Path::new("."));
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (id, path) = line.split_once(char::is_whitespace).ok_or_else(|| {
+                format!(
+                    "{}:{}: expected `UUID PATH`, got {line:?}",
+                    manifest.display(),
+                    n + 1
+                )
+            })?;
+            let id = parse_id(id).map_err(|e| format!("{}:{}: {e}", manifest.display(), n + 1))?;
+            out.push((id, base.join(path.trim())));
+        }
+    } else if let Some(dir) = dir {
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| format!("cannot read the directory {}: {e}", dir.display()))?;
+        for entry in entries {
+            let entry =
+                entry.map_err(|e| format!("cannot read the directory {}: {e}", dir.display()))?;
+            if !entry.file_type().map(|t| t.is_file()).unwrap_or(false) {
+                continue;
+            }
+            let path = entry.path();
+            let stem = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default();
+            let id = parse_id(stem).map_err(|e| {
+                format!(
+                    "{}: files to pack must be named by their UUID ({e})",
+                    path.display()
+                )
+            })?;
+            out.push((id, path));
+        }
+        // Directory order is arbitrary; sorted input gives the same file twice.
+        out.sort_by(|a, b| a.1.cmp(&b.1));
+    }
+    Ok(out)
+}
+
+fn pack(dir: Option<&Path>, manifest: Option<&Path>, output: &Path) -> Result<(), Failure> {
+    let sources = sources(dir, manifest)?;
+    let progress = bar(sources.len() as u64, "packing");
+    let mut writer = WorkflowStoreWriter::create(output)?;
+    for (id, path) in &sources {
+        let data =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        writer
+            .add(*id, &data)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        progress.inc(1);
+    }
+    let size = writer.finish()?;
+    progress.finish_and_clear();
+    eprintln!(
+        "packed {} workflows into {} ({size} bytes)",
+        sources.len(),
+        output.display()
+    );
+    Ok(())
+}
+
+fn open(file: &Path) -> Result<MmapWorkflowStore, Failure> {
+    Ok(MmapWorkflowStore::new(file)?)
+}
+
+fn list(file: &Path) -> Result<(), Failure> {
+    let store = open(file)?;
+    let mut out = std::io::stdout().lock();
+    for entry in store.entries() {
+        let (id, data) = entry.map_err(|e| format!("{}: {e}", file.display()))?;
+        writeln!(out, "{id}\t{}", data.len())?;
+    }
+    Ok(())
+}
+
+fn get(file: &Path, id: &str) -> Result<(), Failure> {
+    let id = parse_id(id)?;
+    let store = open(file)?;
+    let data = store
+        .lookup(&id)
+        .map_err(|e| format!("{}: workflow {id}: {e}", file.display()))?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(data)?;
+    out.flush()?;
+    Ok(())
+}
+
+fn info(file: &Path) -> Result<(), Failure> {
+    let store = open(file)?;
+    let payload: usize = store
+        .entries()
+        .filter_map(Result::ok)
+        .map(|(_, d)| d.len())
+        .sum();
+    println!("file:       {}", file.display());
+    println!(
+        "format:     version {}",
+        match store.version() {
+            Version::V1 => "1 (entries only: lookups scan; `knhk-store upgrade` adds an index)",
+            Version::V2 => "2 (indexed)",
+        }
+    );
+    println!("workflows:  {}", store.len());
+    println!(
+        "size:       {} bytes ({payload} of workflow data)",
+        store.size()
+    );
+    Ok(())
+}
+
+fn verify(file: &Path) -> Result<(), Failure> {
+    let store = open(file)?;
+    // First every entry, with progress (this reads the file once); then the
+    // full check of checksums and index against entries.
+    let progress = bar(store.len() as u64, "reading");
+    for entry in store.entries() {
+        entry.map_err(|e| format!("{}: {e}", file.display()))?;
+        progress.inc(1);
+    }
+    progress.set_message("verifying");
+    store
+        .verify()
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    progress.finish_and_clear();
+    println!("{}: ok ({} workflows)", file.display(), store.len());
+    Ok(())
+}
+
+fn upgrade(input: &Path, output: &Path) -> Result<(), Failure> {
+    let store = open(input)?;
+    let progress = bar(store.len() as u64, "upgrading");
+    let mut writer = WorkflowStoreWriter::create(output)?;
+    for entry in store.entries() {
+        let (id, data) = entry.map_err(|e| format!("{}: {e}", input.display()))?;
+        writer.add(id, data)?;
+        progress.inc(1);
+    }
+    let size = writer.finish()?;
+    progress.finish_and_clear();
+    eprintln!(
+        "wrote {} workflows to {} as version 2 ({size} bytes)",
+        store.len(),
+        output.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! The `knhk-store` command line, end to end.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_knhk-store"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("knhk-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+const A: &str = "0b9c2b6e-3a4f-4d6e-9f1a-2b3c4d5e6f70";
+const B: &str = "7f1e0d2c-4b5a-4968-8776-655443322110";
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn pack_list_get_info_verify() {
+    let dir = scratch("pack");
+    let input = dir.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::write(input.join(format!("{A}.xml")), b"<approve/>").unwrap();
+    std::fs::write(input.join(B), [0xFF, 0x00, 0x7F]).unwrap();
+    let store = dir.join("w.store");
+
+    let out = run(&["pack", s(&input), "-o", s(&store)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = run(&["list", s(&store)]);
+    assert!(out.status.success());
+    let listing = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        listing.contains(&format!("{A}\t10")) && listing.contains(&format!("{B}\t3")),
+        "{listing}"
+    );
+
+    let out = run(&["get", s(&store), B]);
+    assert!(out.status.success());
+    assert_eq!(out.stdout, [0xFF, 0x00, 0x7F]);
+
+    let out = run(&["info", s(&store)]);
+    let info = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        info.contains("version 2") && info.contains("workflows:  2"),
+        "{info}"
+    );
+
+    let out = run(&["verify", s(&store)]);
+    assert!(out.status.success());
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .contains("ok (2 workflows)"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn manifests_and_upgrades() {
+    let dir = scratch("manifest");
+    std::fs::write(dir.join("a.txt"), b"first").unwrap();
+    std::fs::write(dir.join("manifest"), format!("# workflows\n{A} a.txt\n\n")).unwrap();
+    let store = dir.join("m.store");
+    let out = run(&[
+        "pack",
+        "--manifest",
+        s(&dir.join("manifest")),
+        "-o",
+        s(&store),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A version-1 file, as the design document describes it, upgraded.
+    let mut v1 = Vec::new();
+    v1.extend_from_slice(uuid::Uuid::parse_str(B).unwrap().as_bytes());
+    v1.extend_from_slice(&4_u64.to_le_bytes());
+    v1.extend_from_slice(b"v1!!");
+    std::fs::write(dir.join("old.v1"), &v1).unwrap();
+    let info = String::from_utf8(run(&["info", s(&dir.join("old.v1"))]).stdout).unwrap();
+    assert!(info.contains("version 1"), "{info}");
+    let out = run(&["upgrade", s(&dir.join("old.v1")), s(&dir.join("new.v2"))]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(run(&["get", s(&dir.join("new.v2")), B]).stdout, b"v1!!");
+    assert!(run(&["verify", s(&dir.join("new.v2"))]).status.success());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn errors_say_what_is_wrong_and_exit_non_zero() {
+    let dir = scratch("errors");
+    let missing = run(&["list", s(&dir.join("nope.store"))]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot open"));
+
+    std::fs::write(dir.join("bad.store"), b"not a store at all").unwrap();
+    let bad = run(&["verify", s(&dir.join("bad.store"))]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("truncated"));
+
+    let input = dir.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::write(input.join("not-a-uuid.xml"), b"x").unwrap();
+    let out = run(&["pack", s(&input), "-o", s(&dir.join("x.store"))]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("named by their UUID"));
+
+    let store = dir.join("one.store");
+    std::fs::remove_file(input.join("not-a-uuid.xml")).unwrap();
+    std::fs::write(input.join(A), b"x").unwrap();
+    assert!(run(&["pack", s(&input), "-o", s(&store)]).status.success());
+    let absent = run(&["get", s(&store), B]);
+    assert_eq!(absent.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&absent.stderr).contains("no workflow has this id"));
+    let not_uuid = run(&["get", s(&store), "xyz"]);
+    assert!(String::from_utf8_lossy(&not_uuid.stderr).contains("is not a UUID"));
+
+    assert_eq!(
+        run(&["frobnicate"]).status.code(),
+        Some(2),
+        "usage errors exit 2"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
