@@ -43,3 +43,32 @@ impl Task {
         }
     }
 }
+
+/// Everything a reader of an untrusted store does: parse, look up, list,
+/// verify. Whatever the bytes, it must return (never panic or hang). The
+/// fuzz target runs it on generated input; the `store_corpus` test replays
+/// the fuzz corpus through it. Returns whether the store came back clean.
+pub fn exercise_store(bytes: &[u8]) -> bool {
+    use knhk_core::store::StoreView;
+    let Ok(store) = StoreView::parse(bytes) else {
+        return false;
+    };
+    let mut clean = true;
+    for entry in store.entries() {
+        match entry {
+            Ok((id, data)) => {
+                // Every listed workflow is found, with its data.
+                if store.try_get(&id).ok().flatten().is_none() && store.verify().is_ok() {
+                    panic!("verified store lost workflow {id}");
+                }
+                let _ = data.len();
+            }
+            Err(_) => clean = false,
+        }
+    }
+    for probe in [[0_u8; 16], [0xFF; 16], *b"knhk.store.indx\x01"] {
+        let _ = store.try_get(&knhk_core::WorkflowSpecId::from_bytes(probe));
+    }
+    let _ = (store.len(), store.version(), store.index_range());
+    store.verify().is_ok() && clean
+}
