@@ -430,8 +430,24 @@ impl fmt::Debug for MmapWorkflowReader {
     }
 }
 
-/// `io::Write` as a store [`Sink`].
-struct IoSink<W>(W);
+/// Any `io::Write` (a socket, a pipe, a `Vec<u8>`) as the [`Sink`] of
+/// knhk-core's streaming [`StoreWriter`], for stores that are not files.
+///
+/// ```
+/// use knhk_core::store::{StoreView, StoreWriter};
+/// use knhk_std::storage::{GrowingIndex, IoSink};
+/// use knhk_std::WorkflowSpecId;
+///
+/// let mut out = Vec::new();
+/// let mut writer = StoreWriter::new(IoSink(&mut out), GrowingIndex::new())?;
+/// writer.add(WorkflowSpecId::from_bytes([3; 16]), b"spec")?;
+/// writer.finish()?;
+/// let store = StoreView::parse(&out)?;
+/// assert_eq!(store.get(&WorkflowSpecId::from_bytes([3; 16])), Some(&b"spec"[..]));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct IoSink<W>(pub W);
 
 impl<W: Write> Sink for IoSink<W> {
     type Error = io::Error;
@@ -440,10 +456,25 @@ impl<W: Write> Sink for IoSink<W> {
     }
 }
 
-/// A growing index for the writer.
-struct VecIndex(Vec<IndexSlot>);
+/// Index storage for [`StoreWriter`] that grows as workflows are added
+/// (doubling and rehashing), so no capacity needs choosing up front.
+#[derive(Debug)]
+pub struct GrowingIndex(Vec<IndexSlot>);
 
-impl IndexStorage for VecIndex {
+impl GrowingIndex {
+    /// A small index that grows as needed.
+    pub fn new() -> GrowingIndex {
+        GrowingIndex(vec![IndexSlot::EMPTY; 64])
+    }
+}
+
+impl Default for GrowingIndex {
+    fn default() -> Self {
+        GrowingIndex::new()
+    }
+}
+
+impl IndexStorage for GrowingIndex {
     fn slots(&mut self) -> &mut [IndexSlot] {
         &mut self.0
     }
@@ -464,7 +495,7 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// new one at `path`, never a torn one. Dropped without `finish`, the
 /// writer deletes its temporary file and `path` is untouched.
 pub struct WorkflowStoreWriter {
-    writer: Option<StoreWriter<IoSink<BufWriter<File>>, VecIndex>>,
+    writer: Option<StoreWriter<IoSink<BufWriter<File>>, GrowingIndex>>,
     temp: PathBuf,
     path: PathBuf,
 }
@@ -491,8 +522,8 @@ impl WorkflowStoreWriter {
             .open(&temp)
             .map_err(io_error(&temp, "create"))?;
         let sink = IoSink(BufWriter::with_capacity(1 << 20, file));
-        let writer = StoreWriter::new(sink, VecIndex(vec![IndexSlot::EMPTY; 64]))
-            .map_err(|e| write_error(e, &temp))?;
+        let writer =
+            StoreWriter::new(sink, GrowingIndex::new()).map_err(|e| write_error(e, &temp))?;
         Ok(WorkflowStoreWriter {
             writer: Some(writer),
             temp,

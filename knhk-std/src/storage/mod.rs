@@ -9,5 +9,6 @@ mod mmap;
 
 pub use knhk_core::store::{StoreError, Version};
 pub use mmap::{
-    LookupError, MmapWorkflowReader, MmapWorkflowStore, StorageError, WorkflowStoreWriter,
+    GrowingIndex, IoSink, LookupError, MmapWorkflowReader, MmapWorkflowStore, StorageError,
+    WorkflowStoreWriter,
 };
