@@ -41,6 +41,7 @@ use crate::sync::{AtomicU64, Ordering::Relaxed};
 
 /// Counts at one moment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AllocSnapshot {
     /// Successful allocations (`alloc`, `alloc_zeroed`, and the new block of
     /// each `realloc`).

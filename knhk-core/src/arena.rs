@@ -136,6 +136,7 @@ use core::ptr::{self, NonNull};
 /// and how much there was.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ArenaError {
     /// The request fits the arena's capacity but not what remains now. A
     /// [`reset`](Arena::reset) or [`rewind`](Arena::rewind) frees space.
@@ -293,6 +294,7 @@ const fn round_to_word(size: usize) -> usize {
 /// the position (possible only with a stale checkpoint) is dropped, since
 /// part of it is freed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Checkpoint {
     used: usize,
 }

@@ -23,6 +23,7 @@ use crate::sync::{
 
 /// A consistent-looking view of executor counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct StatsSnapshot {
     /// Tasks started and not yet completed or failed.
     pub active: u64,

@@ -13,6 +13,7 @@ use core::fmt;
 
 /// The group a pattern belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum PatternCategory {
     /// Sequence, splits, joins and merges (1-5).
     BasicControlFlow,
@@ -52,6 +53,7 @@ impl fmt::Display for PatternCategory {
 
 /// One entry of the [`CATALOGUE`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct PatternInfo {
     /// The pattern's number, 1 to 43.
     pub id: PatternId,
@@ -136,6 +138,7 @@ catalogue! {
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 #[repr(transparent)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct PatternId(pub u32);
 
 impl PatternId {
@@ -230,6 +233,7 @@ impl TryFrom<u32> for PatternId {
 
 /// A pattern number outside the catalogue (1 to 43).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct UnknownPattern {
     /// The number given.
     pub number: u32,

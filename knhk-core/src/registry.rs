@@ -105,6 +105,7 @@ impl<T: fmt::Debug> fmt::Debug for OnceCell<T> {
 /// Why a [`PatternTable`] refused a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum RegistryError {
     /// The id is not in the catalogue (1 to 43).
     UnknownPattern {

@@ -2,7 +2,11 @@
 //! ones wherever the target has them and an emulation where it does not.
 //!
 //! - Targets without 64-bit atomics (thumbv7em, riscv32imac) get `AtomicU64`
-//!   from portable-atomic's lock-based fallback.
+//!   from portable-atomic's fallback, which uses a table of spinlocks (about
+//!   2 KiB of RAM). A single-core firmware should enable portable-atomic's
+//!   `unsafe-assume-single-core` feature in its own `Cargo.toml`: the
+//!   fallback then disables interrupts instead, which is smaller and safe
+//!   against interrupt handlers (targets/firmware does this).
 //! - Targets without compare-and-swap at all (thumbv6m) get every
 //!   read-modify-write through the `critical-section` crate; the final
 //!   binary chooses the implementation (for example `cortex-m`'s

@@ -31,6 +31,7 @@
 /// Which hardware counter [`read`] uses on this target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum TickSource {
     /// x86's timestamp counter (`rdtsc`).
     Tsc,

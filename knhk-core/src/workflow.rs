@@ -47,3 +47,11 @@ impl From<uuid::Uuid> for WorkflowSpecId {
         WorkflowSpecId(id)
     }
 }
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for WorkflowSpecId {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        // The UUID's bytes in hex: uuid has no defmt support of its own.
+        defmt::write!(f, "WorkflowSpecId({=[u8]:02x})", self.as_bytes()[..]);
+    }
+}

@@ -16,6 +16,7 @@ use crate::WorkflowSpecId;
 /// What is wrong with a store file, and where.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum StoreError {
     /// An entry's frame or data runs past the end of the file.
     Truncated {
@@ -149,6 +150,7 @@ impl core::error::Error for StoreError {}
 
 /// Which format a view was parsed as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Version {
     /// The design document's plain entry list: lookups scan.
     V1,

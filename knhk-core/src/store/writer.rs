@@ -47,6 +47,7 @@ impl<'b> SliceSink<'b> {
 
 /// The slice a [`SliceSink`] writes to is full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SinkFull {
     /// Bytes the write needed.
     pub needed: usize,
@@ -168,6 +169,7 @@ pub fn rehash(old: &[IndexSlot], new: &mut [IndexSlot]) {
 /// Why a [`StoreWriter`] refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum WriteError<E> {
     /// The sink failed.
     Sink(E),

@@ -1,0 +1,254 @@
+//! knhk-core's conformance checks on a Cortex-M, under QEMU with
+//! semihosting: the arena, the kernels against a scalar oracle, the
+//! counters, the registry, and the store reader over a version-2 store made
+//! by knhk-std's writer at build time. Prints each capability's result and
+//! exits 0 only if every check passed.
+#![no_std]
+#![no_main]
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use cortex_m_rt::entry;
+use cortex_m_semihosting::{debug, hio};
+
+/// Checks that failed, across all capabilities.
+static FAILED: AtomicU32 = AtomicU32::new(0);
+/// Checks that ran.
+static RAN: AtomicU32 = AtomicU32::new(0);
+
+/// Writes text to the host's stdout. No `core::fmt`: the firmware's size
+/// then measures knhk-core, not the formatting machinery.
+fn out(text: &str) {
+    if let Ok(mut stdout) = hio::hstdout() {
+        let _ = stdout.write_all(text.as_bytes());
+    }
+}
+
+/// Writes a number in decimal.
+fn out_number(mut n: u32) {
+    let mut digits = [0_u8; 10];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out(core::str::from_utf8(&digits[at..]).unwrap_or("?"));
+}
+
+fn check(what: &str, ok: bool) {
+    RAN.fetch_add(1, Ordering::Relaxed);
+    if !ok {
+        FAILED.fetch_add(1, Ordering::Relaxed);
+        out("FAIL: ");
+        out(what);
+        out("\n");
+    }
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    out("PANIC\n");
+    debug::exit(debug::EXIT_FAILURE);
+    loop {}
+}
+
+#[cfg(feature = "arena")]
+fn arena() {
+    use core::mem::MaybeUninit;
+    use knhk_core::arena::{Arena, ArenaError};
+
+    #[repr(align(64))]
+    struct Line(u8);
+
+    static DROPS: AtomicU32 = AtomicU32::new(0);
+    struct Counted;
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            DROPS.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    let mut buf = [MaybeUninit::<u8>::uninit(); 512];
+    let mut arena = Arena::new(&mut buf[3..]);
+    let line = arena.alloc(Line(7));
+    check(
+        "arena: 64-byte alignment",
+        matches!(&line, Ok(l) if (&**l as *const Line as usize) % 64 == 0 && l.0 == 7),
+    );
+    let words = arena.alloc_slice_fill_with(10, |i| i as u32 * 3);
+    check("arena: slices", matches!(words, Ok(w) if w[9] == 27));
+    for _ in 0..3 {
+        let _ = arena.alloc(Counted);
+    }
+    check(
+        "arena: exhaustion is an error",
+        matches!(arena.alloc([0_u8; 600]), Err(ArenaError::TooLarge { .. })),
+    );
+    arena.reset();
+    check(
+        "arena: reset drops each value once",
+        DROPS.load(Ordering::Relaxed) == 3,
+    );
+    check("arena: reset frees everything", arena.used() == 0);
+    let mark = arena.checkpoint();
+    let _ = arena.alloc_str("scratch");
+    check(
+        "arena: rewind",
+        arena.rewind(mark).is_ok() && arena.used() == 0,
+    );
+}
+
+#[cfg(feature = "kernels")]
+fn kernels() {
+    use knhk_core::kernels;
+
+    let mut ids = [0_u32; 203];
+    let mut seed = 12345_u32;
+    for id in ids.iter_mut() {
+        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        *id = (seed >> 16) % 7 + 1;
+    }
+    let scalar_count = ids.iter().filter(|&&x| x == 3).count();
+    check(
+        "kernels: count",
+        kernels::vectorized_pattern_count(&ids, 3) == scalar_count,
+    );
+    check(
+        "kernels: any",
+        kernels::vectorized_pattern_any(&ids, 5) && !kernels::vectorized_pattern_any(&ids, 9),
+    );
+    let mut out = [0_usize; 203];
+    let n = kernels::vectorized_pattern_filter_into(&ids, 3, &mut out);
+    check(
+        "kernels: filter",
+        n == scalar_count && out[..n].iter().all(|&i| ids[i] == 3),
+    );
+    let values: [u64; 9] = [5, u64::MAX, 0, 1 << 53, (1 << 63) + 1, 7, 7, 42, 1 << 60];
+    let sum: u128 = values.iter().map(|&v| v as u128).sum();
+    check(
+        "kernels: exact sum",
+        kernels::vectorized_sum_u64(&values) == sum,
+    );
+    check(
+        "kernels: max",
+        kernels::vectorized_max_u64(&values) == Some(u64::MAX),
+    );
+    check(
+        "kernels: min",
+        kernels::vectorized_min_u64(&values) == Some(0),
+    );
+    check(
+        "kernels: exact variance",
+        kernels::vectorized_variance_u64(&[1 << 60, (1 << 60) + 2]) == Some(1.0),
+    );
+}
+
+#[cfg(feature = "counters")]
+fn counters() {
+    use knhk_core::counters::{ExecutorStats, ShardedCounter};
+
+    let executor = ExecutorStats::new();
+    executor.inc_active();
+    executor.inc_completed();
+    executor.inc_failed();
+    check(
+        "counters: seed snippet gives (0, 1, 1)",
+        executor.snapshot() == (0, 1, 1),
+    );
+    let counter = ShardedCounter::<2>::new();
+    if let Some(shard) = counter.claim() {
+        shard.add(40);
+    }
+    counter.add_shared(2);
+    check("counters: sharded sum", counter.sum() == 42);
+}
+
+#[cfg(feature = "registry")]
+fn registry() {
+    use knhk_core::patterns::PatternId;
+    use knhk_core::registry::{PatternTable, RegistryError};
+
+    static TABLE: PatternTable<u32> = PatternTable::new();
+    check(
+        "registry: register",
+        TABLE.register(PatternId(2), 20).is_ok(),
+    );
+    check("registry: get", TABLE.get(PatternId(2)) == Some(&20));
+    check(
+        "registry: set once",
+        TABLE.register(PatternId(2), 21).is_err(),
+    );
+    check(
+        "registry: unknown ids refused",
+        TABLE.register(PatternId(44), 1)
+            == Err(RegistryError::UnknownPattern { id: PatternId(44) }),
+    );
+    check(
+        "registry: names",
+        PatternId(43).name() == Some("Explicit Termination"),
+    );
+}
+
+#[cfg(feature = "store")]
+fn store() {
+    use knhk_core::store::{StoreView, Version};
+    use knhk_core::WorkflowSpecId;
+
+    static STORE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/store.bin"));
+    let Ok(store) = StoreView::parse(STORE) else {
+        check("store: parses", false);
+        return;
+    };
+    check(
+        "store: version 2",
+        store.version() == Version::V2 && store.len() == 20,
+    );
+    let all_found = (1..=20_u8).all(|n| {
+        let data = store.get(&WorkflowSpecId::from_bytes([n; 16]));
+        matches!(data, Some(d) if d.len() == n as usize * 3 && d.iter().enumerate().all(|(i, &b)| b == (i as u8) ^ n))
+    });
+    check("store: every workflow found", all_found);
+    check(
+        "store: misses",
+        store.get(&WorkflowSpecId::from_bytes([99; 16])).is_none(),
+    );
+    check("store: verify", store.verify().is_ok());
+    let mut damaged = [0_u8; 2048];
+    if let Some(copy) = damaged.get_mut(..STORE.len()) {
+        copy.copy_from_slice(STORE);
+        copy[60] ^= 1;
+        let caught = StoreView::parse(copy).map_or(true, |s| s.verify().is_err());
+        check("store: damage caught", caught);
+    }
+}
+
+#[entry]
+fn main() -> ! {
+    #[cfg(feature = "arena")]
+    arena();
+    #[cfg(feature = "kernels")]
+    kernels();
+    #[cfg(feature = "counters")]
+    counters();
+    #[cfg(feature = "registry")]
+    registry();
+    #[cfg(feature = "store")]
+    store();
+
+    let (ran, failed) = (RAN.load(Ordering::Relaxed), FAILED.load(Ordering::Relaxed));
+    out("knhk firmware: ");
+    out_number(ran - failed);
+    out(" passed, ");
+    out_number(failed);
+    out(" failed\n");
+    debug::exit(if failed == 0 {
+        debug::EXIT_SUCCESS
+    } else {
+        debug::EXIT_FAILURE
+    });
+    loop {}
+}
