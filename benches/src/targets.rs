@@ -72,6 +72,23 @@ pub enum Target {
     },
 }
 
+impl Target {
+    /// `numerator / denominator <= max` in `case`.
+    pub const fn ratio_at_most(
+        case: &'static str,
+        numerator: &'static str,
+        denominator: &'static str,
+        max: f64,
+    ) -> Target {
+        Target::RatioAtMost {
+            case,
+            numerator,
+            denominator,
+            max,
+        }
+    }
+}
+
 /// A target with what was measured for it.
 #[derive(Clone, Debug, Serialize)]
 pub struct TargetResult {

@@ -39,6 +39,53 @@ use core::alloc::{GlobalAlloc, Layout};
 use crate::cache::CachePadded;
 use crate::sync::{AtomicU64, Ordering::Relaxed};
 
+/// The read methods of an allocation-statistics type whose field `$field`
+/// is a [`Tally`]: `snapshot`, `allocation_count`, `deallocation_count`,
+/// `current_usage`, `peak_usage`, `total_allocated`, `reset_peak`. Shared by
+/// [`CountingAlloc`] and knhk-std's `AllocatorStats`, whose users call them
+/// without importing a trait.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! alloc_stat_accessors {
+    ($field:ident) => {
+        /// All counts at once.
+        pub fn snapshot(&self) -> $crate::alloc_stats::AllocSnapshot {
+            $crate::alloc_stats::Tally::snapshot(&self.$field)
+        }
+
+        /// Successful allocations so far.
+        pub fn allocation_count(&self) -> u64 {
+            self.snapshot().allocations
+        }
+
+        /// Frees so far.
+        pub fn deallocation_count(&self) -> u64 {
+            self.snapshot().deallocations
+        }
+
+        /// Requested bytes now live.
+        pub fn current_usage(&self) -> u64 {
+            self.snapshot().current
+        }
+
+        /// The most requested bytes live at once since the last
+        /// `reset_peak` (see the tally's documentation for its precision).
+        pub fn peak_usage(&self) -> u64 {
+            self.snapshot().peak
+        }
+
+        /// Requested bytes of all allocations ever made.
+        pub fn total_allocated(&self) -> u64 {
+            self.snapshot().total_allocated
+        }
+
+        /// Restarts the peak at the current usage.
+        pub fn reset_peak(&self) {
+            $crate::alloc_stats::Tally::reset_peak(&self.$field);
+        }
+    };
+}
+
 /// Counts at one moment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -197,41 +244,7 @@ impl<A, T: Tally> CountingAlloc<A, T> {
         &self.tally
     }
 
-    /// All counts at once.
-    pub fn snapshot(&self) -> AllocSnapshot {
-        self.tally.snapshot()
-    }
-
-    /// Successful allocations so far.
-    pub fn allocation_count(&self) -> u64 {
-        self.snapshot().allocations
-    }
-
-    /// Frees so far.
-    pub fn deallocation_count(&self) -> u64 {
-        self.snapshot().deallocations
-    }
-
-    /// Requested bytes now live.
-    pub fn current_usage(&self) -> u64 {
-        self.snapshot().current
-    }
-
-    /// The most requested bytes live at once since the last
-    /// [`reset_peak`](Self::reset_peak).
-    pub fn peak_usage(&self) -> u64 {
-        self.snapshot().peak
-    }
-
-    /// Requested bytes of all allocations ever made.
-    pub fn total_allocated(&self) -> u64 {
-        self.snapshot().total_allocated
-    }
-
-    /// Restarts the peak at the current usage.
-    pub fn reset_peak(&self) {
-        self.tally.reset_peak();
-    }
+    crate::alloc_stat_accessors!(tally);
 }
 
 // SAFETY: every method forwards to `A` with the caller's arguments unchanged

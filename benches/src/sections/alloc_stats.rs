@@ -21,28 +21,14 @@ pub const SECTION: Section = Section {
     about: "counting overhead over system, jemalloc and mimalloc, 1 and N threads",
     run,
     targets: &[
-        overhead("alloc_free_64/1", "counting_system", "system", 1.10),
-        overhead("alloc_free_64/1", "counting_jemalloc", "jemalloc", 1.10),
-        overhead("alloc_free_64/1", "counting_mimalloc", "mimalloc", 1.10),
-        overhead("alloc_free_64/2", "counting_system", "system", 1.15),
-        overhead("alloc_free_64/2", "counting_jemalloc", "jemalloc", 1.15),
-        overhead("alloc_free_64/2", "counting_mimalloc", "mimalloc", 1.15),
+        Target::ratio_at_most("alloc_free_64/1", "counting_system", "system", 1.10),
+        Target::ratio_at_most("alloc_free_64/1", "counting_jemalloc", "jemalloc", 1.10),
+        Target::ratio_at_most("alloc_free_64/1", "counting_mimalloc", "mimalloc", 1.10),
+        Target::ratio_at_most("alloc_free_64/2", "counting_system", "system", 1.15),
+        Target::ratio_at_most("alloc_free_64/2", "counting_jemalloc", "jemalloc", 1.15),
+        Target::ratio_at_most("alloc_free_64/2", "counting_mimalloc", "mimalloc", 1.15),
     ],
 };
-
-const fn overhead(
-    case: &'static str,
-    numerator: &'static str,
-    denominator: &'static str,
-    max: f64,
-) -> Target {
-    Target::RatioAtMost {
-        case,
-        numerator,
-        denominator,
-        max,
-    }
-}
 
 static COUNTING_SYSTEM: CountingAlloc<System, ThreadTally> =
     CountingAlloc::with_tally(System, ThreadTally::new());

@@ -21,38 +21,24 @@ pub const SECTION: Section = Section {
     targets: &TARGETS,
 };
 
-const fn at_most(
-    case: &'static str,
-    numerator: &'static str,
-    denominator: &'static str,
-    max: f64,
-) -> Target {
-    Target::RatioAtMost {
-        case,
-        numerator,
-        denominator,
-        max,
-    }
-}
-
 const TARGETS: [Target; 17] = [
-    at_most("count_u32/10000", "knhk", "naive", 1.0 / 3.0),
-    at_most("max_u64/10000", "knhk", "naive", 1.0 / 8.0),
-    at_most("any_u32/10000", "knhk", "naive", 1.0 / 3.0),
-    at_most("filter_u32/10000", "knhk", "naive", 0.5),
-    at_most("variance_u64/10000", "knhk", "naive", 1.5),
-    at_most("count_u32/16000000", "knhk", "memchr", 1.15),
-    at_most("any_u32/16000000", "knhk", "memchr", 1.15),
-    at_most("filter_u32/16000000", "knhk", "memchr", 1.15),
-    at_most("sum_u64/16000000", "knhk", "memchr", 1.15),
-    at_most("max_u64/16000000", "knhk", "memchr", 1.15),
-    at_most("variance_u64/16000000", "knhk", "memchr", 1.15),
-    at_most("count_u32/100", "knhk", "naive", 1.0),
-    at_most("any_u32/100", "knhk", "naive", 1.0),
-    at_most("filter_u32/100", "knhk", "naive", 1.0),
-    at_most("sum_u64/100", "knhk", "naive", 1.0),
-    at_most("max_u64/100", "knhk", "naive", 1.0),
-    at_most("variance_u64/100", "knhk", "naive", 1.0),
+    Target::ratio_at_most("count_u32/10000", "knhk", "naive", 1.0 / 3.0),
+    Target::ratio_at_most("max_u64/10000", "knhk", "naive", 1.0 / 8.0),
+    Target::ratio_at_most("any_u32/10000", "knhk", "naive", 1.0 / 3.0),
+    Target::ratio_at_most("filter_u32/10000", "knhk", "naive", 0.5),
+    Target::ratio_at_most("variance_u64/10000", "knhk", "naive", 1.5),
+    Target::ratio_at_most("count_u32/16000000", "knhk", "memchr", 1.15),
+    Target::ratio_at_most("any_u32/16000000", "knhk", "memchr", 1.15),
+    Target::ratio_at_most("filter_u32/16000000", "knhk", "memchr", 1.15),
+    Target::ratio_at_most("sum_u64/16000000", "knhk", "memchr", 1.15),
+    Target::ratio_at_most("max_u64/16000000", "knhk", "memchr", 1.15),
+    Target::ratio_at_most("variance_u64/16000000", "knhk", "memchr", 1.15),
+    Target::ratio_at_most("count_u32/100", "knhk", "naive", 1.0),
+    Target::ratio_at_most("any_u32/100", "knhk", "naive", 1.0),
+    Target::ratio_at_most("filter_u32/100", "knhk", "naive", 1.0),
+    Target::ratio_at_most("sum_u64/100", "knhk", "naive", 1.0),
+    Target::ratio_at_most("max_u64/100", "knhk", "naive", 1.0),
+    Target::ratio_at_most("variance_u64/100", "knhk", "naive", 1.0),
 ];
 
 const BIG: usize = 16_000_000;

@@ -111,11 +111,12 @@ pub(crate) fn for_each_match_avx2<T: Lane, F: FnMut(usize)>(xs: &[T], v: T, emit
     portable::for_each_match(xs, v, emit)
 }
 
-/// `u64` max for CPUs with neither SSE4.2 nor AVX2. SSE2 has no 64-bit
-/// compare, and LLVM's emulation of one is slower than scalar code, so an
-/// empty `asm!` in the loop keeps the vectoriser out: four independent
-/// scalar maxima per step.
-pub(crate) fn max_u64_scalar(xs: &[u64]) -> Option<u64> {
+/// `u64` max (`MAX`) or min for CPUs with neither SSE4.2 nor AVX2. SSE2
+/// has no 64-bit compare, and LLVM's emulation of one is slower than scalar
+/// code, so an empty `asm!` in the loop keeps the vectoriser out: four
+/// independent scalar extremes per step.
+fn extreme_u64_scalar<const MAX: bool>(xs: &[u64]) -> Option<u64> {
+    let pick = |a: u64, b: u64| if MAX { a.max(b) } else { a.min(b) };
     let first = *xs.first()?;
     let (chunks, rest) = xs.as_chunks::<4>();
     let mut m = [first; 4];
@@ -123,31 +124,23 @@ pub(crate) fn max_u64_scalar(xs: &[u64]) -> Option<u64> {
         // SAFETY: an empty assembly block with no operands does nothing.
         unsafe { core::arch::asm!("", options(nomem, nostack, preserves_flags)) };
         for i in 0..4 {
-            m[i] = m[i].max(c[i]);
+            m[i] = pick(m[i], c[i]);
         }
     }
     Some(
         rest.iter()
-            .fold(m[0].max(m[1]).max(m[2].max(m[3])), |a, &x| a.max(x)),
+            .fold(pick(pick(m[0], m[1]), pick(m[2], m[3])), |a, &x| pick(a, x)),
     )
 }
 
-/// `u64` min for CPUs with neither SSE4.2 nor AVX2 (see [`max_u64_scalar`]).
+/// `u64` max without SIMD (see [`extreme_u64_scalar`]).
+pub(crate) fn max_u64_scalar(xs: &[u64]) -> Option<u64> {
+    extreme_u64_scalar::<true>(xs)
+}
+
+/// `u64` min without SIMD (see [`extreme_u64_scalar`]).
 pub(crate) fn min_u64_scalar(xs: &[u64]) -> Option<u64> {
-    let first = *xs.first()?;
-    let (chunks, rest) = xs.as_chunks::<4>();
-    let mut m = [first; 4];
-    for c in chunks {
-        // SAFETY: an empty assembly block with no operands does nothing.
-        unsafe { core::arch::asm!("", options(nomem, nostack, preserves_flags)) };
-        for i in 0..4 {
-            m[i] = m[i].min(c[i]);
-        }
-    }
-    Some(
-        rest.iter()
-            .fold(m[0].min(m[1]).min(m[2].min(m[3])), |a, &x| a.min(x)),
-    )
+    extreme_u64_scalar::<false>(xs)
 }
 
 /// `u64` max or min in AVX2, written with intrinsics: LLVM's vectorised

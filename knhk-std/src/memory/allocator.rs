@@ -329,41 +329,7 @@ impl AllocatorStats {
         unsafe { name.as_ref() }.copied()
     }
 
-    /// All counts at once.
-    pub fn snapshot(&self) -> AllocSnapshot {
-        self.tally.snapshot()
-    }
-
-    /// Successful allocations so far.
-    pub fn allocation_count(&self) -> u64 {
-        self.snapshot().allocations
-    }
-
-    /// Frees so far.
-    pub fn deallocation_count(&self) -> u64 {
-        self.snapshot().deallocations
-    }
-
-    /// Requested bytes now live.
-    pub fn current_usage(&self) -> u64 {
-        self.snapshot().current
-    }
-
-    /// The most requested bytes live at once since the last reset (see
-    /// [`ThreadTally`] for its precision under several threads).
-    pub fn peak_usage(&self) -> u64 {
-        self.snapshot().peak
-    }
-
-    /// Requested bytes of all allocations ever made.
-    pub fn total_allocated(&self) -> u64 {
-        self.snapshot().total_allocated
-    }
-
-    /// Restarts the peak at the current usage.
-    pub fn reset_peak(&self) {
-        self.tally.reset_peak();
-    }
+    knhk_core::alloc_stat_accessors!(tally);
 }
 
 impl fmt::Debug for AllocatorStats {
