@@ -757,17 +757,17 @@ impl<'a> Arena<'a> {
     {
         let lent_floor = self.floor.get();
         let lent_top = self.ptr.get();
+        // Raising `floor` to `lent_top` below takes the free memory out of
+        // this arena until the guard gives it back.
+        let lent = lent_top.addr() - lent_floor.addr();
+        // SAFETY: `lent_floor..lent_top` is free memory of this arena's buffer,
+        // valid for `'a`, and lent to the child alone (see above).
+        let child = unsafe { Arena::from_raw_parts(lent_floor, lent) };
         let scope = ScopeGuard {
             parent: self,
             lent_floor,
             used_before: self.used(),
-            // SAFETY: `lent_floor..lent_top` is free memory of this arena's
-            // buffer, valid for `'a`. Raising `floor` to `lent_top` below
-            // takes it out of this arena until the guard gives it back, so the
-            // child is its only user.
-            child: unsafe {
-                Arena::from_raw_parts(lent_floor, lent_top.addr() - lent_floor.addr())
-            },
+            child,
         };
         self.floor.set(lent_top);
         f(&scope.child)
@@ -985,11 +985,10 @@ mod allocator_api2_impl {
             // memory comes back at the next reset, rewind or scope end.
             if layout.size() != 0 && block.as_ptr() == self.ptr.get() {
                 self.note_high_water();
-                // SAFETY: the block was allocated here with its size rounded
-                // to a word, so its rounded end lies within the buffer and
-                // keeps the bump pointer word-aligned.
-                self.ptr
-                    .set(unsafe { block.as_ptr().add(round_to_word(layout.size())) });
+                // SAFETY: the block was allocated here with its size rounded to
+                // a word: its rounded end is in the buffer, and word-aligned.
+                let end = unsafe { block.as_ptr().add(round_to_word(layout.size())) };
+                self.ptr.set(end);
             }
         }
 

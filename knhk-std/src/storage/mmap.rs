@@ -196,11 +196,10 @@ impl MmapWorkflowStore {
             let _ = map.advise(memmap2::Advice::Random);
         }
         let bytes: &[u8] = map.as_deref().unwrap_or(&[]);
-        // SAFETY: the mapping lives in `_map` as long as `self`, and does
-        // not move when `self` moves (it is the kernel's, not the heap's).
-        // The view is declared first, so dropped before the map, and it is
-        // never handed out with the 'static lifetime: every method returns
-        // data borrowed from `&self`.
+        // The view is declared before the map in `Self`, so dropped first,
+        // and it is never handed out as 'static: methods borrow from `&self`.
+        // SAFETY: the mapping lives in `_map` as long as `self` and does not
+        // move when `self` moves (the kernel's memory, not the heap's).
         let bytes: &'static [u8] =
             unsafe { std::slice::from_raw_parts(bytes.as_ptr(), bytes.len()) };
         let corrupt = |source| StorageError::Corrupt {
