@@ -153,16 +153,6 @@ impl<'f> SideBySide<'f> {
     }
 }
 
-/// Measures `f`, which performs `ops_per_call` operations per call, alone.
-pub fn measure(cfg: Config, ops_per_call: u64, f: impl FnMut()) -> Measurement {
-    SideBySide::new().batch(cfg, "", ops_per_call, f).run(cfg)[0].1
-}
-
-/// Takes `cfg.samples()` samples from `sample` and reports medians.
-pub fn measure_samples(cfg: Config, sample: impl FnMut() -> Sample) -> Measurement {
-    SideBySide::new().sampled("", sample).run(cfg)[0].1
-}
-
 /// Medians per operation over `samples`.
 fn summarise(samples: &[Sample]) -> Measurement {
     let per_op = |x: f64, s: &Sample| x / s.ops.max(1) as f64;
@@ -201,13 +191,16 @@ mod tests {
     }
 
     #[test]
-    fn measure_counts_operations() {
+    fn side_by_side_counts_operations() {
         let cfg = Config {
             quick: true,
             threads: 2,
         };
         let mut calls = 0_u64;
-        let m = measure(cfg, 10, || calls += 1);
+        let m = SideBySide::new()
+            .batch(cfg, "count", 10, || calls += 1)
+            .run(cfg)[0]
+            .1;
         assert!(m.ops >= 10 * cfg.samples() as u64);
         assert!(m.ns_per_op >= 0.0);
         assert_eq!(m.ticks_per_op.is_some(), knhk_core::ticks::AVAILABLE);

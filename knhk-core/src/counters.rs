@@ -130,6 +130,28 @@ impl fmt::Debug for ExecutorStats {
     }
 }
 
+/// Which shards have a claimed writer: one flag per shard, shared by
+/// [`ShardedExecutorStats`] and [`ShardedCounter`].
+struct Claims<const N: usize>([AtomicBool; N]);
+
+impl<const N: usize> Claims<N> {
+    const fn new() -> Self {
+        Claims([const { AtomicBool::new(false) }; N])
+    }
+
+    /// Claims a free shard (Acquire: its last writer's counts are visible).
+    fn take(&self) -> Option<usize> {
+        self.0
+            .iter()
+            .position(|flag| flag.compare_exchange(false, true, Acquire, Relaxed).is_ok())
+    }
+
+    /// Frees shard `index` (Release: the next claimer sees its counts).
+    fn release(&self, index: usize) {
+        self.0[index].store(false, Release);
+    }
+}
+
 /// One writer's counts. All three share a line: only their owner writes.
 #[derive(Default)]
 struct Shard {
@@ -179,7 +201,7 @@ impl Shard {
 /// example, after joining the worker threads), a snapshot is exact.
 pub struct ShardedExecutorStats<const N: usize> {
     shards: [CachePadded<Shard>; N],
-    claimed: [AtomicBool; N],
+    claims: Claims<N>,
     shared: CachePadded<Shard>,
 }
 
@@ -188,7 +210,7 @@ impl<const N: usize> ShardedExecutorStats<N> {
     pub const fn new() -> Self {
         ShardedExecutorStats {
             shards: [const { CachePadded::new(Shard::new()) }; N],
-            claimed: [const { AtomicBool::new(false) }; N],
+            claims: Claims::new(),
             shared: CachePadded::new(Shard::new()),
         }
     }
@@ -196,10 +218,7 @@ impl<const N: usize> ShardedExecutorStats<N> {
     /// Claims a free shard, or `None` when all `N` are taken. The shard is
     /// released when the writer is dropped; its counts stay.
     pub fn claim(&self) -> Option<ShardWriter<'_, N>> {
-        let index = self
-            .claimed
-            .iter()
-            .position(|flag| flag.compare_exchange(false, true, Acquire, Relaxed).is_ok())?;
+        let index = self.claims.take()?;
         Some(ShardWriter {
             stats: self,
             index,
@@ -318,8 +337,7 @@ impl<const N: usize> ShardWriter<'_, N> {
 impl<const N: usize> Drop for ShardWriter<'_, N> {
     fn drop(&mut self) {
         if self.owns_claim {
-            // Release: the next claimer sees this writer's last counts.
-            self.stats.claimed[self.index].store(false, Release);
+            self.stats.claims.release(self.index);
         }
     }
 }
@@ -367,7 +385,7 @@ impl<const N: usize> SharedWriter<'_, N> {
 /// ```
 pub struct ShardedCounter<const N: usize> {
     shards: [CachePadded<AtomicU64>; N],
-    claimed: [AtomicBool; N],
+    claims: Claims<N>,
     shared: CachePadded<AtomicU64>,
 }
 
@@ -376,17 +394,14 @@ impl<const N: usize> ShardedCounter<N> {
     pub const fn new() -> Self {
         ShardedCounter {
             shards: [const { CachePadded::new(AtomicU64::new(0)) }; N],
-            claimed: [const { AtomicBool::new(false) }; N],
+            claims: Claims::new(),
             shared: CachePadded::new(AtomicU64::new(0)),
         }
     }
 
     /// Claims a free shard, or `None` when all `N` are taken.
     pub fn claim(&self) -> Option<CounterShard<'_, N>> {
-        let index = self
-            .claimed
-            .iter()
-            .position(|flag| flag.compare_exchange(false, true, Acquire, Relaxed).is_ok())?;
+        let index = self.claims.take()?;
         Some(CounterShard {
             counter: self,
             index,
@@ -458,7 +473,7 @@ impl<const N: usize> CounterShard<'_, N> {
 impl<const N: usize> Drop for CounterShard<'_, N> {
     fn drop(&mut self) {
         if self.owns_claim {
-            self.counter.claimed[self.index].store(false, Release);
+            self.counter.claims.release(self.index);
         }
     }
 }

@@ -102,7 +102,7 @@ fn run(ctx: &mut Context) {
             values.iter().copied().max()
         );
 
-        u32_case(
+        kernel_case(
             ctx,
             "count_u32",
             n,
@@ -111,7 +111,7 @@ fn run(ctx: &mut Context) {
             || kernels::vectorized_pattern_count(black_box(ids), HIT),
             || black_box(ids).iter().filter(|&&x| x == HIT).count(),
         );
-        u32_case(
+        kernel_case(
             ctx,
             "any_u32",
             n,
@@ -120,7 +120,7 @@ fn run(ctx: &mut Context) {
             || kernels::vectorized_pattern_any(black_box(ids), ABSENT),
             || black_box(ids).contains(&ABSENT),
         );
-        u32_case(
+        kernel_case(
             ctx,
             "filter_u32",
             n,
@@ -138,7 +138,7 @@ fn run(ctx: &mut Context) {
             },
         );
         let value_bytes = as_bytes(values);
-        u32_case(
+        kernel_case(
             ctx,
             "sum_u64",
             n,
@@ -147,7 +147,7 @@ fn run(ctx: &mut Context) {
             || kernels::vectorized_sum_u64(black_box(values)) as u64,
             || black_box(values).iter().sum::<u64>(),
         );
-        u32_case(
+        kernel_case(
             ctx,
             "max_u64",
             n,
@@ -156,7 +156,7 @@ fn run(ctx: &mut Context) {
             || kernels::vectorized_max_u64(black_box(values)),
             || black_box(values).iter().copied().max(),
         );
-        u32_case(
+        kernel_case(
             ctx,
             "variance_u64",
             n,
@@ -173,7 +173,7 @@ fn run(ctx: &mut Context) {
 }
 
 /// One case: knhk and naive (and memchr over `bytes` for `probe`, at 16M).
-fn u32_case<R>(
+fn kernel_case<R>(
     ctx: &mut Context,
     operation: &str,
     n: usize,

@@ -8,8 +8,6 @@
 //! `f64` computation gives 0). So the sums are exact integers, and the one
 //! division is rounded once, to nearest-even, like an IEEE operation.
 
-use core::cmp::Ordering;
-
 /// An unsigned 256-bit integer, four little-endian 64-bit limbs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct U256(pub(crate) [u64; 4]);
@@ -159,24 +157,6 @@ impl U256 {
             }
         }
         (q, rem)
-    }
-}
-
-impl PartialOrd for U256 {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for U256 {
-    fn cmp(&self, other: &Self) -> Ordering {
-        for i in (0..4).rev() {
-            match self.0[i].cmp(&other.0[i]) {
-                Ordering::Equal => continue,
-                unequal => return unequal,
-            }
-        }
-        Ordering::Equal
     }
 }
 

@@ -183,32 +183,30 @@ fn unflip(x: i64) -> u64 {
     (x as u64) ^ (1 << 63)
 }
 
+/// The largest (`MAX`) or smallest `u64`, in [`MINMAX_LANES`] flipped lanes.
 #[inline(always)]
-pub(crate) fn max_u64(xs: &[u64]) -> Option<u64> {
+fn extreme_u64<const MAX: bool>(xs: &[u64]) -> Option<u64> {
+    let pick = |a: i64, b: i64| if MAX { a.max(b) } else { a.min(b) };
     let first = flip(*xs.first()?);
     let (chunks, rest) = xs.as_chunks::<MINMAX_LANES>();
     let mut lanes = [first; MINMAX_LANES];
     for chunk in chunks {
         for i in 0..MINMAX_LANES {
-            lanes[i] = lanes[i].max(flip(chunk[i]));
+            lanes[i] = pick(lanes[i], flip(chunk[i]));
         }
     }
-    let m = lanes.into_iter().fold(first, i64::max);
-    Some(unflip(rest.iter().fold(m, |m, &x| m.max(flip(x)))))
+    let m = lanes.into_iter().fold(first, pick);
+    Some(unflip(rest.iter().fold(m, |m, &x| pick(m, flip(x)))))
+}
+
+#[inline(always)]
+pub(crate) fn max_u64(xs: &[u64]) -> Option<u64> {
+    extreme_u64::<true>(xs)
 }
 
 #[inline(always)]
 pub(crate) fn min_u64(xs: &[u64]) -> Option<u64> {
-    let first = flip(*xs.first()?);
-    let (chunks, rest) = xs.as_chunks::<MINMAX_LANES>();
-    let mut lanes = [first; MINMAX_LANES];
-    for chunk in chunks {
-        for i in 0..MINMAX_LANES {
-            lanes[i] = lanes[i].min(flip(chunk[i]));
-        }
-    }
-    let m = lanes.into_iter().fold(first, i64::min);
-    Some(unflip(rest.iter().fold(m, |m, &x| m.min(flip(x)))))
+    extreme_u64::<false>(xs)
 }
 
 /// Σx (at most 128 bits) and Σx² (at most 192 bits) of a slice.

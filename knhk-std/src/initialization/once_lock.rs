@@ -155,16 +155,21 @@ fn thread_marker() -> usize {
 struct InitMark<'a>(&'a AtomicUsize);
 
 impl<'a> InitMark<'a> {
-    /// Marks this thread as initialising, panicking if it already is:
-    /// waiting for itself would deadlock.
-    fn enter(slot: &'a AtomicUsize, what: &str) -> InitMark<'a> {
-        let me = thread_marker();
-        assert!(
-            slot.load(Ordering::Acquire) != me,
-            "{what} initialiser called back into the same {what}: \
-             recursive initialisation would deadlock"
-        );
-        slot.store(me, Ordering::Release);
+    /// Panics if this thread is already running the initialiser guarded by
+    /// `slot`: waiting on the `OnceLock` for itself would deadlock. Called
+    /// before entering the `OnceLock`, where a recursive call would block.
+    fn refuse_recursion(slot: &AtomicUsize, what: &str) {
+        if slot.load(Ordering::Acquire) == thread_marker() {
+            panic!(
+                "{what} initialiser called back into the same {what}: \
+                 recursive initialisation would deadlock"
+            );
+        }
+    }
+
+    /// Marks this thread as running the initialiser.
+    fn enter(slot: &'a AtomicUsize) -> InitMark<'a> {
+        slot.store(thread_marker(), Ordering::Release);
         InitMark(slot)
     }
 }
@@ -188,15 +193,10 @@ impl PatternRegistry {
         if let Some(table) = self.cell.get() {
             return (table, false);
         }
-        if self.initializing.load(Ordering::Acquire) == thread_marker() {
-            panic!(
-                "PatternRegistry initialiser called back into the same PatternRegistry: \
-                 recursive initialisation would deadlock"
-            );
-        }
+        InitMark::refuse_recursion(&self.initializing, "PatternRegistry");
         let mut ran = false;
         let table = self.cell.get_or_init(|| {
-            let _mark = InitMark::enter(&self.initializing, "PatternRegistry");
+            let _mark = InitMark::enter(&self.initializing);
             ran = true;
             build_table(init())
         });
@@ -352,14 +352,9 @@ impl GlobalResourceRegistry {
         if let Some(pools) = self.pools.get() {
             return pools;
         }
-        if self.initializing.load(Ordering::Acquire) == thread_marker() {
-            panic!(
-                "GlobalResourceRegistry pool initialiser called back into get_or_init_pools: \
-                 recursive initialisation would deadlock"
-            );
-        }
+        InitMark::refuse_recursion(&self.initializing, "GlobalResourceRegistry");
         self.pools.get_or_init(|| {
-            let _mark = InitMark::enter(&self.initializing, "GlobalResourceRegistry");
+            let _mark = InitMark::enter(&self.initializing);
             init()
         })
     }
