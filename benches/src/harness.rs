@@ -74,6 +74,30 @@ pub fn timed<R>(f: impl FnOnce() -> R) -> (R, Sample) {
     )
 }
 
+/// Runs `work(t)` for `t` in `0..threads` on that many threads at once:
+/// one sample of `ops` operations. Spawning is outside the timed span: the
+/// clock starts when every thread is ready, and stops when all are done.
+pub fn on_threads(threads: usize, ops: u64, work: impl Fn(usize) + Sync) -> Sample {
+    let ready = std::sync::Barrier::new(threads + 1);
+    let (start, t0) = std::thread::scope(|scope| {
+        for t in 0..threads {
+            let (work, ready) = (&work, &ready);
+            scope.spawn(move || {
+                ready.wait();
+                work(t);
+            });
+        }
+        ready.wait();
+        (Instant::now(), knhk_core::ticks::read())
+    });
+    let t1 = knhk_core::ticks::read();
+    Sample {
+        nanos: start.elapsed().as_nanos() as f64,
+        ticks: t1.wrapping_sub(t0),
+        ops,
+    }
+}
+
 /// Subjects measured side by side: each sampling round takes one sample
 /// from every subject in turn, so a slow spell on a shared machine lands on
 /// all of them alike and their ratios stay meaningful.

@@ -407,6 +407,7 @@ impl<'a> Arena<'a> {
     /// bytes for `'a`, `len` must not exceed `isize::MAX`, and nothing else
     /// may read or write those bytes while the arena or any reference it
     /// handed out is alive.
+    #[inline]
     pub unsafe fn from_raw_parts(base: *mut u8, len: usize) -> Arena<'a> {
         // The bump pointer starts at the buffer's last word boundary (or at
         // its start, for a buffer that holds no whole aligned word).
@@ -916,6 +917,7 @@ impl<'a> Arena<'a> {
 }
 
 impl Drop for Arena<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.drop_below(usize::MAX);
     }

@@ -12,7 +12,7 @@ use mimalloc::MiMalloc;
 use tikv_jemallocator::Jemalloc;
 
 use super::{Context, Section};
-use crate::harness::{timed, Sample, SideBySide};
+use crate::harness::{self, Sample, SideBySide};
 use crate::targets::Target;
 
 /// The allocator-statistics section.
@@ -108,13 +108,7 @@ fn run(ctx: &mut Context) {
 
 /// `threads` threads each doing `per_thread` pairs at once.
 fn on_threads<A: GlobalAlloc + Sync>(threads: usize, per_thread: u64, allocator: &A) -> Sample {
-    let ((), mut s) = timed(|| {
-        std::thread::scope(|scope| {
-            for _ in 0..threads {
-                scope.spawn(|| pairs(allocator, per_thread));
-            }
-        })
-    });
-    s.ops = per_thread * threads as u64;
-    s
+    harness::on_threads(threads, per_thread * threads as u64, |_| {
+        pairs(allocator, per_thread)
+    })
 }

@@ -14,7 +14,7 @@ use knhk_core::cache::CachePadded;
 use knhk_core::counters::ShardedCounter;
 
 use super::{Context, Section};
-use crate::harness::{timed, Sample, SideBySide};
+use crate::harness::{on_threads, timed, SideBySide};
 use crate::targets::Target;
 
 /// The false-sharing section.
@@ -98,18 +98,4 @@ fn run(ctx: &mut Context) {
     assert_eq!(sharded.sum(), done);
     assert_eq!(adjacent.iter().map(|c| c.load(Relaxed)).sum::<u64>(), done);
     assert_eq!(black_box(single.load(Relaxed)), done);
-}
-
-/// Runs `work(t)` on `threads` threads at once; one sample of `ops` ops.
-fn on_threads(threads: usize, ops: u64, work: impl Fn(usize) + Sync) -> Sample {
-    let ((), mut s) = timed(|| {
-        std::thread::scope(|scope| {
-            for t in 0..threads {
-                let work = &work;
-                scope.spawn(move || work(t));
-            }
-        })
-    });
-    s.ops = ops;
-    s
 }

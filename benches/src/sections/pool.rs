@@ -9,7 +9,7 @@ use knhk_std::initialization::ResourcePool;
 use knhk_std::memory::Arena;
 
 use super::{Context, Section};
-use crate::harness::{timed, Sample, SideBySide};
+use crate::harness::{self, Sample, SideBySide};
 use crate::targets::Target;
 
 /// The pool section.
@@ -65,7 +65,7 @@ fn run(ctx: &mut Context) {
         .run(cfg);
     ctx.record_all("checkout_return/1", results);
 
-    let per_thread: u64 = if cfg.quick { 20_000 } else { 200_000 };
+    let per_thread: u64 = if cfg.quick { 20_000 } else { 500_000 };
     let rounds = if cfg.quick { 5 } else { 9 };
     let pool = &pool;
     let results = SideBySide::new()
@@ -76,17 +76,9 @@ fn run(ctx: &mut Context) {
 }
 
 fn on_threads(threads: usize, per_thread: u64, batch: impl Fn() + Sync) -> Sample {
-    let ((), mut s) = timed(|| {
-        std::thread::scope(|scope| {
-            for _ in 0..threads {
-                scope.spawn(|| {
-                    for _ in 0..per_thread {
-                        batch();
-                    }
-                });
-            }
-        })
-    });
-    s.ops = per_thread * threads as u64;
-    s
+    harness::on_threads(threads, per_thread * threads as u64, |_| {
+        for _ in 0..per_thread {
+            batch();
+        }
+    })
 }

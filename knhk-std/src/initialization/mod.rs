@@ -4,11 +4,14 @@
 //! rather than spin (right when threads outnumber cores); knhk-core's
 //! [`registry`](knhk_core::registry) is the spin-based `no_std` counterpart.
 
+mod barrier;
 mod once_lock;
+mod pool;
 
 pub use knhk_core::patterns::{PatternCategory, PatternInfo, UnknownPattern, CATALOGUE};
 pub use once_lock::{
     ExecutionError, GlobalResourceRegistry, PatternExecutor, PatternMap, PatternRegistry,
-    PooledArena, RefusedExecutor, ResourceConfig, ResourcePool, TaskContext,
-    GLOBAL_PATTERN_REGISTRY, GLOBAL_RESOURCE_REGISTRY,
+    RefusedExecutor, ResourceConfig, TaskContext, GLOBAL_PATTERN_REGISTRY,
+    GLOBAL_RESOURCE_REGISTRY,
 };
+pub use pool::{PooledArena, ResourcePool};

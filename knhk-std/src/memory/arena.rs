@@ -33,19 +33,41 @@ pub(crate) struct HeapBuffer {
 unsafe impl Send for HeapBuffer {}
 
 impl HeapBuffer {
-    pub(crate) fn new(bytes: usize) -> Result<HeapBuffer, ArenaError> {
+    /// The layout of a buffer for an arena of at least `bytes`.
+    pub(crate) fn layout_for(bytes: usize) -> Result<Layout, ArenaError> {
         if bytes == 0 {
             return Err(ArenaError::ZeroCapacity);
         }
         // Padded to a whole cache line: the arena's capacity is then at
         // least `bytes` (its usable end is the buffer's last word boundary).
-        let layout = Layout::from_size_align(bytes, BUFFER_ALIGN)
+        Ok(Layout::from_size_align(bytes, BUFFER_ALIGN)
             .map_err(|_| ArenaError::CapacityOverflow { bytes })?
-            .pad_to_align();
-        // SAFETY: `layout` has a non-zero size.
+            .pad_to_align())
+    }
+
+    pub(crate) fn new(bytes: usize) -> Result<HeapBuffer, ArenaError> {
+        let layout = HeapBuffer::layout_for(bytes)?;
+        // SAFETY: `layout_for` never returns a zero size.
         let ptr = unsafe { alloc::alloc(layout) };
         let ptr = NonNull::new(ptr).ok_or(ArenaError::OutOfMemory { bytes })?;
         Ok(HeapBuffer { ptr, layout })
+    }
+
+    /// Gives up ownership of the memory, which [`from_raw`](Self::from_raw)
+    /// with this buffer's layout takes back.
+    pub(crate) fn into_raw(self) -> NonNull<u8> {
+        let ptr = self.ptr;
+        core::mem::forget(self);
+        ptr
+    }
+
+    /// Takes back a buffer given up by [`into_raw`](Self::into_raw).
+    ///
+    /// # Safety
+    /// `ptr` came from `into_raw` of a buffer with this `layout`, and is
+    /// taken back once.
+    pub(crate) unsafe fn from_raw(ptr: NonNull<u8>, layout: Layout) -> HeapBuffer {
+        HeapBuffer { ptr, layout }
     }
 
     /// A core arena over the whole buffer.
@@ -53,6 +75,7 @@ impl HeapBuffer {
     /// # Safety
     /// The returned arena must be dropped before this buffer, and at most one
     /// arena over the buffer may be alive at a time.
+    #[inline]
     pub(crate) unsafe fn arena<'a>(&self) -> core_arena::Arena<'a> {
         // SAFETY: the buffer is valid for `layout.size()` bytes until it is
         // dropped, which the caller orders after the arena.
