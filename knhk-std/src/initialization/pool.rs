@@ -21,10 +21,12 @@
 //! sees the owner, so an arena is never handed to two threads. An owner
 //! that backs off goes through the mutex, where no thief can run.
 //!
-//! A return parks the arena and then checks `waiting`; a waiter raises
-//! `waiting` before it steals. The same barrier pair makes sure that
-//! either the waiter sees the parked arena, or the returning thread sees
-//! the waiter and moves the arena to the shared list, which wakes it.
+//! A return parks the arena with a plain store (no `busy` section: only
+//! the owner fills a perch, and a thief may take what lands there at once)
+//! and then checks `waiting`; a waiter raises `waiting` before it steals.
+//! The same barrier pair makes sure that either the waiter sees the parked
+//! arena, or the returning thread sees the waiter and moves the arena to
+//! the shared list, which wakes it.
 
 use std::alloc::Layout;
 use std::fmt;
@@ -68,8 +70,7 @@ struct Perch {
     /// owning thread makes it non-null; the owner, or a thief holding the
     /// pool's mutex, makes it null.
     parked: AtomicPtr<u8>,
-    /// Set by the owner while it reads or writes `parked` without the
-    /// mutex.
+    /// Set by the owner while it takes from `parked` without the mutex.
     busy: AtomicBool,
 }
 
@@ -329,21 +330,17 @@ impl ResourcePool {
     /// has one) this is.
     #[inline]
     fn give_back(&self, buffer: NonNull<u8>, perch: Option<&Perch>) {
-        if let Some(perch) = perch {
-            if perch.parked.load(Relaxed).is_null() {
-                perch.busy.store(true, Relaxed);
-                self.barriers.light();
-                if !self.signals.stealing.load(Acquire) {
-                    perch.parked.store(buffer.as_ptr(), Relaxed);
-                    perch.busy.store(false, Release);
-                    self.barriers.light();
-                    if self.signals.waiting.load(Relaxed) > 0 {
-                        self.hand_to_waiter(perch);
-                    }
-                    return;
-                }
-                perch.busy.store(false, Release);
+        // Parking needs no `busy` section: only this thread makes the perch
+        // non-null, and a thief that takes the arena the moment it lands
+        // is welcome to it (its swap reads the latest value, so nothing is
+        // lost). The `Release` store hands the reset arena over.
+        if let Some(perch) = perch.filter(|perch| perch.parked.load(Relaxed).is_null()) {
+            perch.parked.store(buffer.as_ptr(), Release);
+            self.barriers.light();
+            if self.signals.waiting.load(Relaxed) > 0 {
+                self.hand_to_waiter(perch);
             }
+            return;
         }
         self.return_shared(buffer);
     }
