@@ -548,6 +548,27 @@ mod tests {
     }
 
     #[test]
+    fn nested_checkouts_on_one_thread_get_distinct_arenas() {
+        let pool = ResourcePool::new(4096, 2, 2).unwrap();
+        drop(pool.checkout().unwrap()); // parked in this thread's perch
+        let first = pool.checkout().unwrap(); // taken from the perch
+        let second = pool.checkout().unwrap(); // a nested checkout
+        let (a, b) = (first.alloc(1_u8).unwrap(), second.alloc(2_u8).unwrap());
+        assert_ne!(
+            std::ptr::from_ref(a),
+            std::ptr::from_ref(b),
+            "one arena, two guards"
+        );
+        assert!(pool.try_checkout().is_none(), "max is 2 and both are out");
+        assert_eq!(pool.idle(), 0, "both arenas are out");
+        drop(second); // parked in the empty perch
+        drop(first); // the perch is full: to the shared list
+        assert_eq!((pool.idle(), pool.live()), (2, 2));
+        let again = pool.checkout().unwrap();
+        assert_eq!(again.used(), 0, "the arena came back reset");
+    }
+
+    #[test]
     fn a_thief_never_takes_what_its_owner_is_taking() {
         owner_against_thief(ResourcePool::new(256, 1, 1).unwrap());
     }
@@ -573,20 +594,24 @@ mod tests {
             arena.alloc(who).unwrap();
             holder.store(0, Ordering::SeqCst);
         };
+        // Whichever thread ends (or panics) first stops the other.
+        struct Stop<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         let start = std::sync::Barrier::new(2);
         std::thread::scope(|s| {
             s.spawn(|| {
-                // Stops the thief even if this thread panics.
-                struct Done<'a>(&'a std::sync::atomic::AtomicBool);
-                impl Drop for Done<'_> {
-                    fn drop(&mut self) {
-                        self.0.store(true, Ordering::SeqCst);
-                    }
-                }
-                let _done = Done(&done);
+                let _stop = Stop(&done);
                 start.wait();
                 let mut rounds = 0;
-                while rounds < 100_000 || stolen.load(Ordering::Relaxed) < 2_000 {
+                while !done.load(Ordering::SeqCst)
+                    && (rounds < 100_000 || stolen.load(Ordering::Relaxed) < 2_000)
+                    && std::time::Instant::now() < deadline
+                {
                     if let Some(arena) = pool.try_checkout() {
                         hold(1, &arena.unwrap());
                     }
@@ -594,6 +619,7 @@ mod tests {
                 }
             });
             s.spawn(|| {
+                let _stop = Stop(&done);
                 start.wait();
                 while !done.load(Ordering::SeqCst) {
                     if let Some(arena) = pool.try_checkout() {
@@ -603,6 +629,10 @@ mod tests {
                 }
             });
         });
+        assert!(
+            stolen.load(Ordering::Relaxed) > 0,
+            "the thief never got the arena"
+        );
         assert_eq!((pool.live(), pool.idle()), (1, 1));
     }
 
