@@ -160,10 +160,19 @@ pub(crate) fn sum_u64(xs: &[u64]) -> u128 {
             wrapped = wrapped.wrapping_add(x);
             high = high.wrapping_add(x >> 32);
         }
-        let floor = u128::from(high) << 32;
-        total += floor + u128::from(wrapped.wrapping_sub(floor as u64));
+        total += exact_sum(wrapped, high);
     }
     total
+}
+
+/// A block's exact sum from its wrapping sum and the sum of its elements'
+/// high halves (`x >> 32`), for blocks of at most [`SUM_BLOCK`] elements:
+/// the sum lies in `[high·2^32, high·2^32 + n·2^32)`, a range no wider than
+/// 2^64, so the wrapping sum picks out the one value in it.
+#[inline(always)]
+fn exact_sum(wrapped: u64, high: u64) -> u128 {
+    let floor = u128::from(high) << 32;
+    floor + u128::from(wrapped.wrapping_sub(floor as u64))
 }
 
 /// Lanes of the portable `u64` max/min kernels (two 256-bit registers).
@@ -217,34 +226,31 @@ pub(crate) struct Moments {
 }
 
 /// Σx and Σx², exactly, in a form that vectorises: with `x = h·2^32 + l`,
-/// `x² = h²·2^64 + 2hl·2^32 + l²`, and each 32×32-bit product is summed
-/// as its two 32-bit halves, so every lane stays a plain u64 addition.
+/// `x² = h²·2^64 + 2hl·2^32 + l²`. Each 32×32-bit product, like `x`
+/// itself, is summed as in [`sum_u64`]: a wrapping sum plus a sum of high
+/// halves, three plain u64 lane operations, made exact by [`exact_sum`].
 #[inline(always)]
 pub(crate) fn moments(xs: &[u64]) -> Moments {
     let mut m = Moments::default();
     for block in xs.chunks(SUM_BLOCK) {
+        // Pairs of (wrapping sum, sum of high halves) of x, l², hl, h².
         let mut acc = [0_u64; 8];
         for &x in block {
             let (h, l) = (x >> 32, x & 0xFFFF_FFFF);
             let (ll, hl, hh) = (l * l, h * l, h * h);
-            acc[0] = acc[0].wrapping_add(l);
+            acc[0] = acc[0].wrapping_add(x);
             acc[1] = acc[1].wrapping_add(h);
-            acc[2] = acc[2].wrapping_add(ll & 0xFFFF_FFFF);
+            acc[2] = acc[2].wrapping_add(ll);
             acc[3] = acc[3].wrapping_add(ll >> 32);
-            acc[4] = acc[4].wrapping_add(hl & 0xFFFF_FFFF);
+            acc[4] = acc[4].wrapping_add(hl);
             acc[5] = acc[5].wrapping_add(hl >> 32);
-            acc[6] = acc[6].wrapping_add(hh & 0xFFFF_FFFF);
+            acc[6] = acc[6].wrapping_add(hh);
             acc[7] = acc[7].wrapping_add(hh >> 32);
         }
-        let w = |i: usize, shift: u32| U256::from_u128(u128::from(acc[i])).shl(shift);
-        m.sum += (u128::from(acc[1]) << 32) + u128::from(acc[0]);
-        // Σl² + 2·Σhl·2^32 + Σh²·2^64, each product split at bit 32.
-        let sum_sq = w(2, 0)
-            .add(w(3, 32))
-            .add(w(4, 33))
-            .add(w(5, 65))
-            .add(w(6, 64))
-            .add(w(7, 96));
+        let exact = |i: usize| U256::from_u128(exact_sum(acc[i], acc[i + 1]));
+        m.sum += exact_sum(acc[0], acc[1]);
+        // Σl² + 2·Σhl·2^32 + Σh²·2^64.
+        let sum_sq = exact(2).add(exact(4).shl(33)).add(exact(6).shl(64));
         m.sum_sq = m.sum_sq.add(sum_sq);
     }
     m
