@@ -456,10 +456,9 @@ impl<'p> PooledArena<'p> {
         buffer: NonNull<u8>,
         perch: Option<&'p Perch>,
     ) -> PooledArena<'p> {
-        // SAFETY: the buffer is valid for the pool's layout and owned by
-        // this guard until `Drop::drop` gives it back, after dropping the
-        // arena; no other arena is over it (the pool hands each buffer to
-        // one guard at a time).
+        // SAFETY: the buffer is valid for the pool's layout and this guard's
+        // alone (the pool hands a buffer to one guard at a time) until `drop`
+        // gives it back, after dropping the arena.
         let arena = unsafe { CoreArena::from_raw_parts(buffer.as_ptr(), pool.layout.size()) };
         PooledArena {
             arena: std::mem::ManuallyDrop::new(arena),
