@@ -31,9 +31,7 @@ static EXPEDITED: OnceLock<bool> = OnceLock::new();
 
 #[cfg(all(target_os = "linux", not(miri)))]
 mod sys {
-    // From <linux/membarrier.h>; `libc` does not name these commands.
-    const CMD_PRIVATE_EXPEDITED: libc::c_int = 1 << 3;
-    const CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_int = 1 << 4;
+    use libc::{MEMBARRIER_CMD_PRIVATE_EXPEDITED, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED};
 
     fn membarrier(cmd: libc::c_int) -> bool {
         // SAFETY: membarrier takes two integer arguments and no pointers;
@@ -49,11 +47,11 @@ mod sys {
     }
 
     pub(super) fn register() -> bool {
-        membarrier(CMD_REGISTER_PRIVATE_EXPEDITED)
+        membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED)
     }
 
     pub(super) fn expedited() -> bool {
-        membarrier(CMD_PRIVATE_EXPEDITED)
+        membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)
     }
 }
 
