@@ -65,7 +65,7 @@ fn run(ctx: &mut Context) {
         .run(cfg);
     ctx.record_all("checkout_return/1", results);
 
-    let per_thread: u64 = if cfg.quick { 20_000 } else { 500_000 };
+    let per_thread: u64 = if cfg.quick { 20_000 } else { 2_000_000 };
     let rounds = if cfg.quick { 5 } else { 9 };
     let pool = &pool;
     let results = SideBySide::new()
