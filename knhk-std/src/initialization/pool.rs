@@ -352,40 +352,37 @@ impl ResourcePool {
     #[cold]
     #[inline(never)]
     fn hand_to_waiter(&self, perch: &Perch) {
-        let mut shared = self.lock();
+        let shared = self.lock();
         if let Some(buffer) = Self::take_locked(perch) {
-            let freed = self.shelve(&mut shared, buffer);
-            drop(shared);
-            drop(freed);
-            self.returned.notify_one();
+            self.shelve(shared, buffer);
         }
     }
 
     #[cold]
     #[inline(never)]
     fn return_shared(&self, buffer: NonNull<u8>) {
-        let mut shared = self.lock();
-        let freed = self.shelve(&mut shared, buffer);
-        drop(shared);
-        drop(freed); // freed outside the lock
-        if self.signals.waiting.load(SeqCst) > 0 {
-            self.returned.notify_one();
-        }
+        self.shelve(self.lock(), buffer);
     }
 
-    /// Keeps `buffer` in the shared list if there is room; otherwise hands
-    /// it back, to be freed after the lock is released.
-    fn shelve(&self, shared: &mut Shared, buffer: NonNull<u8>) -> Option<HeapBuffer> {
+    /// Keeps `buffer` in the shared list if there is room (freeing it
+    /// otherwise, after the lock is released), then wakes a waiter if
+    /// there is one.
+    fn shelve(&self, mut shared: MutexGuard<'_, Shared>, buffer: NonNull<u8>) {
         // SAFETY: every buffer the pool hands out or parks came from
         // `HeapBuffer::into_raw` with `self.layout`, and its one holder
         // passes it here once.
         let buffer = unsafe { HeapBuffer::from_raw(buffer, self.layout) };
-        if shared.idle.len() < self.keep {
+        let freed = if shared.idle.len() < self.keep {
             shared.idle.push(buffer);
             None
         } else {
             shared.live -= 1;
             Some(buffer)
+        };
+        drop(shared);
+        drop(freed); // freed outside the lock
+        if self.signals.waiting.load(SeqCst) > 0 {
+            self.returned.notify_one();
         }
     }
 
