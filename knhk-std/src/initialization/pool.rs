@@ -186,23 +186,27 @@ impl ResourcePool {
     #[inline]
     pub fn checkout(&self) -> Result<PooledArena<'_>, ArenaError> {
         let perch = self.own_perch();
-        if let Some(buffer) = perch.and_then(|perch| self.take_own(perch)) {
-            return Ok(PooledArena::new(self, buffer, perch));
-        }
-        match self.checkout_slow(true) {
-            Some(result) => result,
-            None => unreachable!("a waiting checkout returns an arena or an error"),
-        }
+        // Both paths yield a bare pointer and the guard is built once, here:
+        // that keeps the common path's values in registers.
+        let buffer = match perch.and_then(|perch| self.take_own(perch)) {
+            Some(buffer) => buffer,
+            None => match self.checkout_slow(perch, true) {
+                Some(result) => result?,
+                None => unreachable!("a waiting checkout returns an arena or an error"),
+            },
+        };
+        Ok(PooledArena::new(self, buffer, perch))
     }
 
     /// An arena if one is free now (or may be made); `None` if `max` are
     /// out. Never waits.
     pub fn try_checkout(&self) -> Option<Result<PooledArena<'_>, ArenaError>> {
         let perch = self.own_perch();
-        if let Some(buffer) = perch.and_then(|perch| self.take_own(perch)) {
-            return Some(Ok(PooledArena::new(self, buffer, perch)));
-        }
-        self.checkout_slow(false)
+        let buffer = match perch.and_then(|perch| self.take_own(perch)) {
+            Some(buffer) => Ok(buffer),
+            None => self.checkout_slow(perch, false)?,
+        };
+        Some(buffer.map(|buffer| PooledArena::new(self, buffer, perch)))
     }
 
     #[inline(always)]
@@ -270,22 +274,24 @@ impl ResourcePool {
 
     #[cold]
     #[inline(never)]
-    fn checkout_slow(&self, wait: bool) -> Option<Result<PooledArena<'_>, ArenaError>> {
-        let perch = self.own_perch();
-        let arena = |buffer| PooledArena::new(self, buffer, perch);
+    fn checkout_slow(
+        &self,
+        perch: Option<&Perch>,
+        wait: bool,
+    ) -> Option<Result<NonNull<u8>, ArenaError>> {
         let mut shared = self.lock();
         loop {
             if let Some(buffer) = perch.and_then(Self::take_locked) {
-                return Some(Ok(arena(buffer)));
+                return Some(Ok(buffer));
             }
             if let Some(buffer) = shared.idle.pop() {
-                return Some(Ok(arena(buffer.into_raw())));
+                return Some(Ok(buffer.into_raw()));
             }
             if shared.live < self.max {
                 shared.live += 1;
                 drop(shared);
                 return Some(match HeapBuffer::new(self.arena_capacity) {
-                    Ok(buffer) => Ok(arena(buffer.into_raw())),
+                    Ok(buffer) => Ok(buffer.into_raw()),
                     Err(e) => {
                         self.lock().live -= 1;
                         if self.signals.waiting.load(SeqCst) > 0 {
@@ -297,7 +303,7 @@ impl ResourcePool {
             }
             if !wait {
                 return match self.steal(&shared) {
-                    Steal::Took(buffer) => Some(Ok(arena(buffer))),
+                    Steal::Took(buffer) => Some(Ok(buffer)),
                     Steal::Nothing | Steal::Unsynchronised => None,
                 };
             }
@@ -309,7 +315,7 @@ impl ResourcePool {
             shared = match self.steal(&shared) {
                 Steal::Took(buffer) => {
                     self.signals.waiting.fetch_sub(1, SeqCst);
-                    return Some(Ok(arena(buffer)));
+                    return Some(Ok(buffer));
                 }
                 Steal::Nothing => self
                     .returned
