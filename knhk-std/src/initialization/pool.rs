@@ -100,9 +100,10 @@ struct Signals {
 /// takes arenas parked with other threads (exited ones included), so none
 /// is stranded. On Linux the rare path pays a `membarrier(2)` system call
 /// (about a microsecond) for the common path's freedom from fences; see
-/// the module source for the protocol. The perches take 32 KiB per pool
-/// (a padded line pair for each of the first 256 threads; later threads
-/// use the shared list).
+/// the module source for the protocol. The perches take 32 KiB per pool:
+/// a padded line pair for each of up to 256 threads at once (an exiting
+/// thread hands its perch, and what is parked there, to a later one);
+/// threads beyond that use the shared list.
 ///
 /// ```
 /// use knhk_std::initialization::ResourcePool;
@@ -549,6 +550,27 @@ mod tests {
     fn owners_and_thieves_never_share_an_arena_with_plain_fences() {
         let pool = ResourcePool::with_barriers(256, 0, 2, Asymmetric::symmetric()).unwrap();
         owners_and_thieves_race(pool);
+    }
+
+    #[test]
+    fn threads_that_come_later_inherit_the_perches_of_exited_ones() {
+        // One arena, none kept in the shared list: an arena returned by a
+        // thread without a perch would be freed. Each of more threads than
+        // there are perches finds one (handed on by an exited thread), so
+        // the one arena stays parked and is reused by every thread.
+        let pool = ResourcePool::new(4096, 0, 1).unwrap();
+        for batch in 0..SLOTS as u64 + 8 {
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    let arena = pool.checkout().unwrap();
+                    assert_eq!(arena.used(), 0, "the arena came back reset");
+                    arena.alloc(batch).unwrap();
+                })
+                .join()
+                .unwrap();
+            });
+            assert_eq!((pool.live(), pool.idle()), (1, 1), "batch {batch}");
+        }
     }
 
     #[test]

@@ -131,8 +131,9 @@ fn bump(counter: &AtomicU64, n: u64) -> u64 {
 /// exact while one thread allocates and frees, and with several it is a
 /// lower bound (it can miss a peak that several threads reach together).
 ///
-/// The first 256 threads get a line each; later ones share an exact,
-/// atomic set of counts.
+/// Up to 256 threads at once get a line each (an exiting thread hands its
+/// line, counts and all, to a later one); others share an exact, atomic
+/// set of counts.
 pub struct ThreadTally {
     slots: [CachePadded<SlotCounts>; SLOTS],
     shared: CachePadded<SlotCounts>,
@@ -398,6 +399,41 @@ mod tests {
             (s.deallocations, s.current, s.total_allocated),
             (4000, 0, 4000 * 48)
         );
+    }
+
+    #[test]
+    fn counts_stay_exact_as_exited_threads_hand_their_lines_on() {
+        static COUNTING: CountingAlloc<System, ThreadTally> =
+            CountingAlloc::with_tally(System, ThreadTally::new());
+        let layout = Layout::from_size_align(24, 8).unwrap();
+        // More threads than lines, one after another: later ones take the
+        // lines of exited ones and carry on from their counts.
+        let kept: Vec<usize> = (0..SLOTS + 44)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    // SAFETY: non-zero layout; the first block is freed here
+                    // with it, the second below.
+                    unsafe {
+                        let freed = COUNTING.alloc(layout);
+                        COUNTING.dealloc(freed, layout);
+                        COUNTING.alloc(layout) as usize
+                    }
+                })
+                .join()
+                .unwrap()
+            })
+            .collect();
+        let n = kept.len() as u64;
+        let s = COUNTING.snapshot();
+        assert_eq!(
+            (s.allocations, s.deallocations, s.current, s.total_allocated),
+            (2 * n, n, 24 * n, 48 * n)
+        );
+        for block in kept {
+            // SAFETY: each block came from `alloc` with `layout`.
+            unsafe { COUNTING.dealloc(block as *mut u8, layout) };
+        }
+        assert_eq!(COUNTING.current_usage(), 0);
     }
 
     #[test]

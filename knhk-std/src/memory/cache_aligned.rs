@@ -19,8 +19,9 @@ use super::thread_slot::{self, SLOTS};
 /// padded shard with a plain load and store (no locked instruction, no
 /// cache line shared with another writer), and reads add the shards up.
 ///
-/// The first 256 threads that write get a shard each; later ones share an
-/// exact but contended shard. The object is about 32 KiB; put it in an
+/// Up to 256 threads at once get a shard each (an exiting thread hands its
+/// shard, counts and all, to a later one); others share an exact but
+/// contended shard. The object is about 32 KiB; put it in an
 /// `Arc` or a `static`.
 ///
 /// ```

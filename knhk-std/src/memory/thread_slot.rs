@@ -1,41 +1,66 @@
-//! A small, stable index per thread, for per-thread shards.
+//! A small index per thread, for per-thread shards.
 //!
-//! The first [`SLOTS`] threads that ask get indices `0..SLOTS`, in the order
-//! they ask; later threads get none and their callers fall back to a shared,
-//! contended path. An index is never handed to a second thread, not even
-//! after its thread exits: so the thread that holds an index is the only one
-//! that ever writes through it, which is what lets per-thread shards be
-//! updated with a plain load and store. (Reusing indices would need a
-//! thread-exit hook, and registering one allocates, which the allocation
-//! statistics must never do.)
+//! Each thread that asks gets an index in `0..SLOTS` and keeps it until it
+//! exits; then the index goes back to be handed to a later thread. No two
+//! live threads hold the same index, and a thread's last writes through
+//! its index happen before the next holder's first (the hand-back is a
+//! release, the take an acquire). So the holder of an index is the only
+//! writer of what it indexes, which is what lets per-thread shards be
+//! updated with a plain load and store. Threads that ask while [`SLOTS`]
+//! others hold an index get none, and their callers fall back to a shared,
+//! contended path.
 //!
-//! Reading the index is one thread-local load. The thread-local has a
-//! constant initialiser and no destructor, so touching it never allocates:
-//! it is safe inside a global allocator.
+//! Reading the index is one thread-local load: that thread-local has a
+//! constant initialiser and no destructor, so touching it never allocates
+//! and it is safe inside a global allocator. A second thread-local, touched
+//! once when the index is assigned, hands it back at thread exit.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 
-/// How many threads get a slot of their own.
+/// How many threads at once get a slot of their own.
 pub const SLOTS: usize = 256;
 
-/// Not yet asked. It is out of range like "none left", so the fast path
-/// needs a single compare; the slow path tells the two apart.
+/// Not yet asked. It is out of range like "none", so the fast path needs a
+/// single compare; the slow path tells the two apart.
 const UNASSIGNED: usize = SLOTS;
-/// Asked when every slot was taken.
-const NONE_LEFT: usize = usize::MAX;
+/// No index: every slot was held when this thread asked, or the thread is
+/// exiting and has handed its index back.
+const NONE: usize = usize::MAX;
 
+/// Indices never handed out are `NEXT..SLOTS`.
 static NEXT: AtomicUsize = AtomicUsize::new(0);
+/// Indices handed back by exited threads, a bit each.
+static FREED: [AtomicU64; SLOTS / 64] = [const { AtomicU64::new(0) }; SLOTS / 64];
 
 thread_local! {
     static SLOT: Cell<usize> = const { Cell::new(UNASSIGNED) };
+    static HAND_BACK: HandBack = const { HandBack };
 }
 
-/// This thread's slot, or `None` if all [`SLOTS`] were taken before this
-/// thread first asked.
+/// Hands this thread's index back when its thread-locals are destroyed.
+struct HandBack;
+
+impl Drop for HandBack {
+    fn drop(&mut self) {
+        // Allocations made after this (by other thread-locals' destructors)
+        // take the shared path: the index may be someone else's by then.
+        let _ = SLOT.try_with(|slot| {
+            let index = slot.replace(NONE);
+            if index < SLOTS {
+                free(index);
+            }
+        });
+    }
+}
+
+/// This thread's slot, or `None` if all [`SLOTS`] were held by other
+/// threads when this thread first asked.
 #[inline(always)]
 pub fn current() -> Option<usize> {
-    let index = SLOT.try_with(Cell::get).unwrap_or(NONE_LEFT);
+    let index = SLOT.try_with(Cell::get).unwrap_or(NONE);
     if index < SLOTS {
         Some(index)
     } else {
@@ -47,9 +72,21 @@ pub fn current() -> Option<usize> {
 #[inline(never)]
 fn assign() -> Option<usize> {
     SLOT.try_with(|slot| {
-        if slot.get() == UNASSIGNED {
-            let index = NEXT.fetch_add(1, Relaxed);
-            slot.set(if index < SLOTS { index } else { NONE_LEFT });
+        if slot.get() != UNASSIGNED {
+            return slot.get();
+        }
+        let Some(index) = take() else {
+            slot.set(NONE);
+            return NONE;
+        };
+        // Set before the hand-back is registered: registering may allocate,
+        // and an allocation that comes back here must find the index.
+        slot.set(index);
+        if HAND_BACK.try_with(|_| ()).is_err() {
+            // The thread is past its thread-local destructors, so nothing
+            // would hand the index back: give it up now.
+            slot.set(NONE);
+            free(index);
         }
         slot.get()
     })
@@ -57,8 +94,31 @@ fn assign() -> Option<usize> {
     .filter(|&index| index < SLOTS)
 }
 
-/// How many slots have been handed out so far (at most [`SLOTS`]); every
-/// slot index in use is below this.
+/// An index nobody holds: one handed back, else a new one.
+fn take() -> Option<usize> {
+    for (word, bits) in FREED.iter().enumerate() {
+        let mut free = bits.load(Relaxed);
+        while free != 0 {
+            let bit = 1 << free.trailing_zeros();
+            // Acquire: the previous holder's writes happen before ours.
+            if bits.fetch_and(!bit, Acquire) & bit != 0 {
+                return Some(word * 64 + bit.trailing_zeros() as usize);
+            }
+            free = bits.load(Relaxed); // another thread took it first
+        }
+    }
+    let index = NEXT.fetch_add(1, Relaxed);
+    (index < SLOTS).then_some(index)
+}
+
+/// Hands `index` back. Release: this thread's writes through it happen
+/// before the next holder's.
+fn free(index: usize) {
+    FREED[index / 64].fetch_or(1 << (index % 64), Release);
+}
+
+/// How many slots have ever been handed out (at most [`SLOTS`]); every slot
+/// index in use is below this.
 #[inline]
 pub fn assigned() -> usize {
     NEXT.load(Relaxed).min(SLOTS)
@@ -67,15 +127,42 @@ pub fn assigned() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Barrier;
 
     #[test]
-    fn a_thread_keeps_its_slot_and_threads_differ() {
+    fn a_thread_keeps_its_slot_and_live_threads_differ() {
         let mine = current();
         assert_eq!(current(), mine);
-        let other = std::thread::spawn(current).join().unwrap();
-        if let (Some(a), Some(b)) = (mine, other) {
-            assert_ne!(a, b);
-            assert!(a < assigned() && b < assigned());
+        let barrier = Barrier::new(8);
+        let slots: Vec<Option<usize>> = std::thread::scope(|s| {
+            let threads: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(|| {
+                        let slot = current();
+                        barrier.wait(); // all eight hold theirs at once
+                        assert_eq!(current(), slot);
+                        slot
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        let mut held: Vec<usize> = slots.into_iter().chain([mine]).flatten().collect();
+        let count = held.len();
+        held.sort_unstable();
+        held.dedup();
+        assert_eq!(held.len(), count, "two live threads shared a slot");
+        assert!(held.iter().all(|&index| index < assigned()));
+    }
+
+    #[test]
+    fn exited_threads_hand_their_slots_on() {
+        // More threads than slots, one after another: each finds a slot,
+        // because each exited thread handed its own back.
+        for round in 0..SLOTS + 64 {
+            let slot = std::thread::spawn(current).join().unwrap();
+            assert!(slot.is_some(), "thread {round} found no slot");
         }
+        assert!(assigned() <= SLOTS);
     }
 }
