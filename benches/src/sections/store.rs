@@ -113,38 +113,50 @@ fn run(ctx: &mut Context) {
     std::fs::create_dir_all(&dir).expect("a writable report directory");
     let rounds = if cfg.quick { 5 } else { 11 };
 
-    for &n in sizes {
-        let (v2, v1) = files(&dir, n);
-        // knhk's opens take microseconds and the baselines' take up to
-        // seconds, tearing down gigabytes of mappings and buffers as they
-        // go: timed in the same rounds, that teardown lands on knhk's
-        // samples. So knhk's opens are measured first, on their own.
-        let mut results = SideBySide::new()
-            .sampled("knhk_v2", || {
-                // Several opens per sample; the stores are closed after the
-                // timed part.
-                let (stores, mut s) = timed(|| {
-                    (0..OPENS)
-                        .map(|_| MmapWorkflowStore::new(&v2).expect("valid store"))
-                        .collect::<Vec<_>>()
-                });
-                black_box(stores.iter().map(|s| s.len()).sum::<usize>());
-                s.ops = OPENS as u64;
-                s
-            })
-            .run_rounds(rounds);
+    let paths: Vec<(u64, PathBuf, PathBuf)> = sizes
+        .iter()
+        .map(|&n| {
+            let (v2, v1) = files(&dir, n);
+            (n, v2, v1)
+        })
+        .collect();
+    // knhk's opens take microseconds and the baselines' take up to
+    // seconds, tearing down gigabytes of mappings and buffers as they go:
+    // timed in the same rounds, that teardown lands on knhk's samples. So
+    // knhk's opens are measured first, before any baseline has run, and
+    // every size in the same rounds, so that the machine's drift lands on
+    // all sizes alike (the open/1000 to open/1000000 ratio is a target).
+    let mut opens = SideBySide::new();
+    for (_, v2, _) in &paths {
+        opens = opens.sampled("knhk_v2", move || {
+            // Several opens per sample; the stores are closed after the
+            // timed part.
+            let (stores, mut s) = timed(|| {
+                (0..OPENS)
+                    .map(|_| MmapWorkflowStore::new(v2).expect("valid store"))
+                    .collect::<Vec<_>>()
+            });
+            black_box(stores.iter().map(|s| s.len()).sum::<usize>());
+            s.ops = OPENS as u64;
+            s
+        });
+    }
+    let opens = opens.run_rounds(3 * rounds);
+
+    for ((n, v2, v1), knhk) in paths.iter().zip(opens) {
+        let n = *n;
+        let mut results = vec![knhk];
         results.extend(
             SideBySide::new()
                 .sampled("v1_scan", || {
-                    let (store, mut s) =
-                        timed(|| MmapWorkflowStore::new(&v1).expect("valid store"));
+                    let (store, mut s) = timed(|| MmapWorkflowStore::new(v1).expect("valid store"));
                     black_box(store.len());
                     s.ops = 1;
                     s
                 })
                 .sampled("read_scan", || {
                     let (index, mut s) = timed(|| {
-                        let bytes = std::fs::read(&v1).expect("readable");
+                        let bytes = std::fs::read(v1).expect("readable");
                         let index = scan(&bytes);
                         (bytes, index)
                     });
@@ -156,8 +168,8 @@ fn run(ctx: &mut Context) {
         );
         ctx.record_all(&format!("open/{n}"), results);
 
-        let store = MmapWorkflowStore::new(&v2).expect("valid store");
-        let bytes = std::fs::read(&v1).expect("readable");
+        let store = MmapWorkflowStore::new(v2).expect("valid store");
+        let bytes = std::fs::read(v1).expect("readable");
         let index = scan(&bytes);
         let mut rng = 0x1234_5678_u64;
         let mut next = || {
