@@ -181,10 +181,21 @@ impl MmapWorkflowStore {
         let map = if len == 0 {
             None
         } else {
-            // SAFETY: mapping a file is sound as long as nobody truncates or
-            // rewrites it while mapped: the contract this module documents
-            // and knhk's writer keeps (it replaces files atomically).
-            Some(unsafe { Mmap::map(&file) }.map_err(io_error(path, "memory-map"))?)
+            // The length read above is passed on, so that memmap2 does not
+            // ask the file system for it again (one system call less).
+            let len = usize::try_from(len).map_err(|_| {
+                io_error(path, "memory-map")(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "the file is larger than this platform's address space",
+                ))
+            })?;
+            Some(
+                // SAFETY: sound while nobody truncates or rewrites the file
+                // (this module's contract; knhk's writer replaces files
+                // atomically), and `len` is the file's length.
+                unsafe { memmap2::MmapOptions::new().len(len).map(&file) }
+                    .map_err(io_error(path, "memory-map"))?,
+            )
         };
         #[cfg(unix)]
         if let Some(map) = &map {
