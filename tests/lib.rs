@@ -65,8 +65,18 @@ pub fn exercise_store(bytes: &[u8]) -> bool {
             Err(_) => clean = false,
         }
     }
+    // The batched lookups agree with one lookup at a time, on whatever
+    // the index says.
+    let mut ids: Vec<_> = store
+        .entries()
+        .filter_map(Result::ok)
+        .map(|(id, _)| id)
+        .collect();
     for probe in [[0_u8; 16], [0xFF; 16], *b"knhk.store.indx\x01"] {
-        let _ = store.try_get(&knhk_core::WorkflowSpecId::from_bytes(probe));
+        ids.push(knhk_core::WorkflowSpecId::from_bytes(probe));
+    }
+    for (id, many) in ids.iter().zip(store.get_many(&ids)) {
+        assert_eq!(many, store.try_get(id), "batched lookup of {id}");
     }
     let _ = (store.len(), store.version(), store.index_range());
     verified && clean

@@ -7,7 +7,7 @@
 //! knhk-store get FILE UUID             the workflow's bytes on stdout
 //! knhk-store info FILE                 format, counts, sizes
 //! knhk-store verify FILE               check every checksum
-//! knhk-store upgrade IN OUT            rewrite a version-1 file as version 2
+//! knhk-store upgrade IN OUT            rewrite a version-1 or -2 file as version 3
 //! ```
 //!
 //! Exit codes: 0 success, 1 the operation failed (bad input file, missing
@@ -32,7 +32,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Pack workflows into a new store (version 2), replacing OUTPUT atomically.
+    /// Pack workflows into a new store (version 3), replacing OUTPUT atomically.
     Pack {
         /// A directory with one file per workflow, each named by its UUID
         /// (an extension is allowed: `0b9c...e1.xml`).
@@ -69,11 +69,11 @@ enum Command {
         /// The store file.
         file: PathBuf,
     },
-    /// Rewrite a store (version 1 or 2) as version 2.
+    /// Rewrite a store (version 1, 2 or 3) as version 3.
     Upgrade {
         /// The store to read.
         input: PathBuf,
-        /// The version-2 store to write (replaced atomically).
+        /// The version-3 store to write (replaced atomically).
         output: PathBuf,
     },
 }
@@ -231,7 +231,8 @@ fn info(file: &Path) -> Result<(), Failure> {
         "format:     version {}",
         match store.version() {
             Version::V1 => "1 (entries only: lookups scan; `knhk-store upgrade` adds an index)",
-            Version::V2 => "2 (indexed)",
+            Version::V2 => "2 (indexed, 40-byte slots; `knhk-store upgrade` compacts the index)",
+            Version::V3 => "3 (compact index: one cache line per lookup)",
         }
     );
     println!("workflows:  {}", store.len());
@@ -272,7 +273,7 @@ fn upgrade(input: &Path, output: &Path) -> Result<(), Failure> {
     let size = writer.finish()?;
     progress.finish_and_clear();
     eprintln!(
-        "wrote {} workflows to {} as version 2 ({size} bytes)",
+        "wrote {} workflows to {} as version 3 ({size} bytes)",
         store.len(),
         output.display()
     );

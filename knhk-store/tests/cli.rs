@@ -55,7 +55,7 @@ fn pack_list_get_info_verify() {
     let out = run(&["info", s(&store)]);
     let info = String::from_utf8(out.stdout).unwrap();
     assert!(
-        info.contains("version 2") && info.contains("workflows:  2"),
+        info.contains("version 3") && info.contains("workflows:  2"),
         "{info}"
     );
 
@@ -94,14 +94,38 @@ fn manifests_and_upgrades() {
     std::fs::write(dir.join("old.v1"), &v1).unwrap();
     let info = String::from_utf8(run(&["info", s(&dir.join("old.v1"))]).stdout).unwrap();
     assert!(info.contains("version 1"), "{info}");
-    let out = run(&["upgrade", s(&dir.join("old.v1")), s(&dir.join("new.v2"))]);
+    let out = run(&["upgrade", s(&dir.join("old.v1")), s(&dir.join("new.v3"))]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(run(&["get", s(&dir.join("new.v2")), B]).stdout, b"v1!!");
-    assert!(run(&["verify", s(&dir.join("new.v2"))]).status.success());
+    assert_eq!(run(&["get", s(&dir.join("new.v3")), B]).stdout, b"v1!!");
+    assert!(run(&["verify", s(&dir.join("new.v3"))]).status.success());
+
+    // A version-2 file, as knhk wrote them before the compact index:
+    // still read, and upgraded with the same workflows.
+    let v2 = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/v2-four.store");
+    let info = String::from_utf8(run(&["info", s(&v2)]).stdout).unwrap();
+    assert!(info.contains("version 2"), "{info}");
+    let out = run(&["upgrade", s(&v2), s(&dir.join("from-v2.v3"))]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info = String::from_utf8(run(&["info", s(&dir.join("from-v2.v3"))]).stdout).unwrap();
+    assert!(
+        info.contains("version 3") && info.contains("workflows:  4"),
+        "{info}"
+    );
+    assert_eq!(
+        run(&["list", s(&v2)]).stdout,
+        run(&["list", s(&dir.join("from-v2.v3"))]).stdout
+    );
+    assert!(run(&["verify", s(&dir.join("from-v2.v3"))])
+        .status
+        .success());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -1,4 +1,4 @@
-//! Puts `memory.x` where the linker finds it, and writes the version-2
+//! Puts `memory.x` where the linker finds it, and writes the version-3
 //! store the firmware reads, with knhk-std's writer (on the host).
 
 use std::path::PathBuf;

@@ -13,7 +13,7 @@
 //!
 //! Finding an entry means scanning from the start.
 //!
-//! # Version 2: what knhk writes
+//! # Version 2: knhk's first index (still read)
 //!
 //! The same entries, plus three sections that are themselves framed as
 //! version-1 entries under reserved ids, so a version-1 scanner reads a
@@ -42,6 +42,43 @@
 //! Opening a version-2 file reads only the trailer: O(1). A lookup reads at
 //! most `max_probe + 1` slots and one entry frame, and checks them. The
 //! checksums of the index and of every entry are checked by `verify`.
+//!
+//! # Version 3: the compact index (what knhk writes)
+//!
+//! The same header and workflow entries (the header says version 3), then
+//! a compact, cache-line bucketed index, a table of checksums, and the
+//! trailer, each again framed as a version-1 entry under a reserved id:
+//!
+//! ```text
+//! [HEADER_ID    | 16 | magic "KNHKWF\0\3", version: u32 = 3, flags: u32 = 0]
+//! [id | len | data] ...                          the workflows, in write order
+//! [INDEX_ID     | pad + 64 × buckets | zero padding, then the buckets]
+//! [CHECKSUMS_ID | 8 × entry_count | the checksum of each workflow's data]
+//! [TRAILER_ID   | 64 | trailer]                  always the last 88 bytes
+//! ```
+//!
+//! The padding (0 to 63 zero bytes) puts the first bucket on a 64-byte
+//! boundary of the file, and so of a memory map of it: a bucket is one
+//! cache line. A bucket is 8 slots of one little-endian `u64` each:
+//! `offset | tag << 48`, where `offset` is where the workflow's frame
+//! starts (never 0: the header is there) and `tag` is the low 16 bits of
+//! the id's [`slot_hash`]; an empty slot is 0. The filled slots of a bucket
+//! come first. An id's home bucket is `(slot_hash(id) × home_buckets) >> 64`
+//! (the high half of the 128-bit product); a lookup reads its home bucket
+//! and, only when that is full and the id was not there, the following
+//! ones, at most `max_probe` more. A slot whose tag matches leads to the
+//! frame, whose id confirms the match: the lookup reads one index line and
+//! the frame, which it reads anyway for the data. No lookup wraps around:
+//! buckets past `home_buckets` take the overflow of the last ones.
+//!
+//! The checksum table holds, for each filled slot in index order, the
+//! checksum of its workflow's data; only `verify` reads it.
+//!
+//! The trailer has the size and field positions of version 2 (so a
+//! version-2 reader finds it and refuses the version), with
+//! `index_capacity` holding `home_buckets`, `max_probe` counting buckets,
+//! and `index_checksum` covering every byte from the index entry's frame to
+//! the trailer's (index and checksum table).
 
 /// Bytes before an entry's data: a 16-byte id and an 8-byte length.
 pub const FRAME: usize = 16 + 8;
@@ -52,21 +89,80 @@ pub const HEADER_ID: [u8; 16] = *b"knhk.store.head\x01";
 pub const INDEX_ID: [u8; 16] = *b"knhk.store.indx\x01";
 /// Reserved id of the trailer entry.
 pub const TRAILER_ID: [u8; 16] = *b"knhk.store.tail\x01";
+/// Reserved id of the checksum table (version 3).
+pub const CHECKSUMS_ID: [u8; 16] = *b"knhk.store.csum\x01";
 
 /// The ids no workflow may use.
-pub const RESERVED_IDS: [[u8; 16]; 3] = [HEADER_ID, INDEX_ID, TRAILER_ID];
+pub const RESERVED_IDS: [[u8; 16]; 4] = [HEADER_ID, INDEX_ID, TRAILER_ID, CHECKSUMS_ID];
 
-/// The header entry's data: magic, version, flags.
-pub const HEADER_MAGIC: [u8; 8] = *b"KNHKWF\x00\x02";
+/// The version-2 header entry's data starts with this magic.
+pub const HEADER_MAGIC_V2: [u8; 8] = *b"KNHKWF\x00\x02";
+/// The version-3 header entry's data starts with this magic, followed by
+/// the version and the flags.
+pub const HEADER_MAGIC: [u8; 8] = *b"KNHKWF\x00\x03";
 /// Length of the header entry's data.
 pub const HEADER_LEN: usize = 16;
 /// Bytes of the whole header entry.
 pub const HEADER_SIZE: usize = FRAME + HEADER_LEN;
 
 /// The format version this crate writes.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
+/// The version with the 40-byte-slot index, still read.
+pub const VERSION_2: u32 = 2;
 
-/// Bytes of one index slot.
+/// Bytes of one index bucket: one cache line.
+pub const BUCKET: usize = 64;
+/// Slots in a bucket.
+pub const BUCKET_SLOTS: usize = BUCKET / 8;
+/// The buckets start at a multiple of this in the file.
+pub const BUCKET_ALIGN: usize = 64;
+/// Bits of a version-3 slot that hold the frame's offset; the tag is above.
+pub const OFFSET_BITS: u32 = 48;
+/// The largest frame offset a version-3 slot can hold.
+pub const MAX_OFFSET: u64 = (1 << OFFSET_BITS) - 1;
+/// Workflows per home bucket the writer aims at (of [`BUCKET_SLOTS`]): the
+/// index is three quarters full, about 10.7 bytes per workflow.
+pub const ENTRIES_PER_BUCKET: usize = 6;
+
+/// The tag of a version-3 slot for an id whose [`slot_hash`] is `hash`.
+#[inline]
+pub const fn tag(hash: u64) -> u64 {
+    hash & 0xFFFF
+}
+
+/// A version-3 slot for a frame at `offset` and an id hashing to `hash`.
+#[inline]
+pub const fn slot_v3(offset: u64, hash: u64) -> u64 {
+    offset | (tag(hash) << OFFSET_BITS)
+}
+
+/// The home bucket, of `home_buckets`, of an id whose [`slot_hash`] is
+/// `hash`: the high half of `hash × home_buckets`, so any bucket count
+/// works and ids spread evenly.
+#[inline]
+pub const fn home_bucket(hash: u64, home_buckets: u64) -> u64 {
+    ((hash as u128 * home_buckets as u128) >> 64) as u64
+}
+
+/// Zero bytes at the start of the index data that put the first bucket on
+/// a [`BUCKET_ALIGN`] boundary, for an index frame at `index_offset`.
+#[inline]
+pub const fn index_padding(index_offset: u64) -> u64 {
+    let data = index_offset.wrapping_add(FRAME as u64);
+    (BUCKET_ALIGN as u64 - data % BUCKET_ALIGN as u64) % BUCKET_ALIGN as u64
+}
+
+/// The number of home buckets the writer gives `entries` workflows.
+pub const fn home_buckets_for(entries: u64) -> u64 {
+    let b = entries.div_ceil(ENTRIES_PER_BUCKET as u64);
+    if b == 0 {
+        1
+    } else {
+        b
+    }
+}
+
+/// Bytes of one version-2 index slot.
 pub const SLOT: usize = 16 + 8 + 8 + 8;
 /// Offset of an index slot's entry offset.
 pub const SLOT_OFFSET: usize = 16;
@@ -93,11 +189,15 @@ pub mod trailer {
     pub const ENTRY_COUNT: usize = 16;
     /// `index_offset: u64`
     pub const INDEX_OFFSET: usize = 24;
-    /// `index_capacity: u64`
+    /// `flags: u32` (version 3; reserved in version 2), always 0 today.
+    pub const FLAGS: usize = 12;
+    /// `index_capacity: u64`: slots in version 2, home buckets in version 3.
     pub const INDEX_CAPACITY: usize = 32;
-    /// `max_probe: u64`
+    /// `max_probe: u64`: slots past the first in version 2, buckets past
+    /// the home bucket in version 3.
     pub const MAX_PROBE: usize = 40;
-    /// `index_checksum: u64`
+    /// `index_checksum: u64`: of the index data in version 2; of every
+    /// byte from the index frame to the trailer frame in version 3.
     pub const INDEX_CHECKSUM: usize = 48;
     /// `trailer_checksum: u64`, over the bytes before it.
     pub const TRAILER_CHECKSUM: usize = 56;
@@ -195,6 +295,12 @@ mod tests {
 
     #[test]
     fn sizes_add_up() {
+        assert_eq!(BUCKET_SLOTS, 8);
+        assert_eq!(index_padding(0) + FRAME as u64, 64);
+        assert_eq!(index_padding(40), 0);
+        assert_eq!(home_buckets_for(0), 1);
+        assert_eq!(home_buckets_for(7), 2);
+        assert_eq!(home_bucket(u64::MAX, 10), 9);
         assert_eq!(HEADER_SIZE, 40);
         assert_eq!(TRAILER_SIZE, 88);
         assert_eq!(trailer::TRAILER_CHECKSUM + 8, TRAILER_LEN);

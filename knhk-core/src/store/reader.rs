@@ -6,11 +6,16 @@
 //! `from_le_bytes` from a bounds-checked slice, and probing stops at the
 //! file's stated maximum (itself capped by the table size). A corrupt file
 //! gives a [`StoreError`] that says what is wrong and where; never a panic,
-//! a hang or an out-of-bounds read. No `unsafe` is used.
+//! a hang or an out-of-bounds read. No `unsafe` is used (the one prefetch
+//! hint lives in its own module).
 
 use core::fmt;
 
-use super::layout::{self, trailer, EMPTY, FRAME, SLOT, SLOT_CHECKSUM, SLOT_LEN, SLOT_OFFSET};
+use super::layout::{
+    self, trailer, BUCKET, EMPTY, FRAME, MAX_OFFSET, OFFSET_BITS, SLOT, SLOT_CHECKSUM, SLOT_LEN,
+    SLOT_OFFSET,
+};
+use super::prefetch;
 use crate::WorkflowSpecId;
 
 /// What is wrong with a store file, and where.
@@ -102,7 +107,7 @@ impl fmt::Display for StoreError {
             ),
             StoreError::UnsupportedVersion { version } => write!(
                 f,
-                "store format version {version} is not supported (this reader knows 1 and 2)"
+                "store format version {version} is not supported (this reader knows 1, 2 and 3)"
             ),
             StoreError::TrailerChecksum { offset } => write!(
                 f,
@@ -154,12 +159,42 @@ impl core::error::Error for StoreError {}
 pub enum Version {
     /// The design document's plain entry list: lookups scan.
     V1,
-    /// knhk's indexed format: lookups probe the hash index.
+    /// knhk's first indexed format: lookups probe a hash index of 40-byte
+    /// slots.
     V2,
+    /// knhk's compact index: lookups read one 64-byte bucket of 8-byte
+    /// slots, then the entry.
+    V3,
 }
 
 #[derive(Clone, Copy, Debug)]
-struct Index {
+enum Index {
+    Slots(SlotIndex),
+    Buckets(BucketIndex),
+}
+
+/// Version 3's index.
+#[derive(Clone, Copy, Debug)]
+struct BucketIndex {
+    /// Where the first bucket starts.
+    buckets: usize,
+    /// Buckets ids hash onto.
+    home: u64,
+    /// Buckets in all (the home buckets and the overflow after them).
+    total: usize,
+    max_probe: usize,
+    entry_count: usize,
+    /// Where the index entry's frame starts (end of the data entries).
+    frame: usize,
+    /// Where the checksum table's data starts.
+    sums: usize,
+    checksum: u64,
+    trailer: usize,
+}
+
+/// Version 2's index.
+#[derive(Clone, Copy, Debug)]
+struct SlotIndex {
     /// Where the slots start.
     slots: usize,
     capacity: usize,
@@ -262,19 +297,131 @@ fn frame_at(bytes: &[u8], at: usize) -> Result<Frame, StoreError> {
 }
 
 impl<'a> StoreView<'a> {
-    /// Parses `bytes` as a version-2 store (O(1): only the trailer is read)
-    /// or, failing the trailer's magic, as a version-1 entry list (scanned
-    /// and validated once).
+    /// Parses `bytes` as a version-3 or version-2 store (O(1): only the
+    /// trailer and the header are read) or, failing the trailer's magic, as
+    /// a version-1 entry list (scanned and validated once).
     pub fn parse(bytes: &'a [u8]) -> Result<StoreView<'a>, StoreError> {
         let tail_at = bytes.len().checked_sub(layout::TRAILER_SIZE);
         if let Some(at) = tail_at {
-            let looks_v2 = read_id(bytes, at) == Some(layout::TRAILER_ID)
+            let has_trailer = read_id(bytes, at) == Some(layout::TRAILER_ID)
                 && bytes.get(at + FRAME..at + FRAME + 8) == Some(&layout::TRAILER_MAGIC[..]);
-            if looks_v2 {
-                return StoreView::parse_v2(bytes, at);
+            if has_trailer {
+                let bad = StoreError::BadTrailer {
+                    offset: at as u64,
+                    field: "version",
+                };
+                return match read_u32(bytes, at + FRAME + trailer::VERSION).ok_or(bad)? {
+                    layout::VERSION => StoreView::parse_v3(bytes, at),
+                    layout::VERSION_2 => StoreView::parse_v2(bytes, at),
+                    version => Err(StoreError::UnsupportedVersion { version }),
+                };
             }
         }
         StoreView::parse_v1(bytes)
+    }
+
+    /// Checks the trailer frame's length and checksum.
+    fn trailer_frame(bytes: &[u8], at: usize) -> Result<(), StoreError> {
+        let offset = at as u64;
+        let t = at + FRAME;
+        if read_u64(bytes, at + 16) != Some(layout::TRAILER_LEN as u64) {
+            return Err(StoreError::BadTrailer {
+                offset,
+                field: "length",
+            });
+        }
+        let stated =
+            read_u64(bytes, t + trailer::TRAILER_CHECKSUM).ok_or(StoreError::BadTrailer {
+                offset,
+                field: "length",
+            })?;
+        if layout::checksum(&bytes[t..t + trailer::TRAILER_CHECKSUM]) != stated {
+            return Err(StoreError::TrailerChecksum { offset });
+        }
+        Ok(())
+    }
+
+    /// Checks the header entry for `version`; returns where the workflows
+    /// start.
+    fn header(bytes: &[u8], version: u32, data_end: usize) -> Option<usize> {
+        let header = frame_at(bytes, 0).ok()?;
+        let magic = if version == layout::VERSION_2 {
+            layout::HEADER_MAGIC_V2
+        } else {
+            layout::HEADER_MAGIC
+        };
+        let ok = header.id == layout::HEADER_ID
+            && header.len == layout::HEADER_LEN
+            && bytes.get(header.data..header.data + 8) == Some(&magic[..])
+            && read_u32(bytes, header.data + 8) == Some(version)
+            && read_u32(bytes, header.data + 12) == Some(0)
+            && header.next <= data_end;
+        ok.then_some(header.next)
+    }
+
+    fn parse_v3(bytes: &'a [u8], at: usize) -> Result<StoreView<'a>, StoreError> {
+        let offset = at as u64;
+        let bad = |field| StoreError::BadTrailer { offset, field };
+        StoreView::trailer_frame(bytes, at)?;
+        let t = at + FRAME;
+        let field = |f: usize| read_u64(bytes, t + f).ok_or(bad("length"));
+        if read_u32(bytes, t + trailer::FLAGS) != Some(0) {
+            return Err(bad("flags"));
+        }
+        let entry_count = to_usize(field(trailer::ENTRY_COUNT)?)?;
+        let index_frame = to_usize(field(trailer::INDEX_OFFSET)?)?;
+        let home = field(trailer::INDEX_CAPACITY)?;
+        let max_probe = to_usize(field(trailer::MAX_PROBE)?)?;
+        let checksum = field(trailer::INDEX_CHECKSUM)?;
+        let index = frame_at(bytes, index_frame).map_err(|_| bad("index offset"))?;
+        let padding = layout::index_padding(index_frame as u64) as usize;
+        if index.id != layout::INDEX_ID || index.len < padding {
+            return Err(bad("index offset"));
+        }
+        let table = index.len - padding;
+        if !table.is_multiple_of(BUCKET) {
+            return Err(bad("index offset"));
+        }
+        let total = table / BUCKET;
+        if home == 0 || home > total as u64 {
+            return Err(bad("index capacity"));
+        }
+        if max_probe >= total {
+            return Err(bad("maximum probe"));
+        }
+        if total
+            .checked_mul(layout::BUCKET_SLOTS)
+            .is_none_or(|slots| entry_count > slots)
+        {
+            return Err(bad("entry count"));
+        }
+        let sums = frame_at(bytes, index.next).map_err(|_| bad("checksum table"))?;
+        if sums.id != layout::CHECKSUMS_ID
+            || Some(sums.len) != entry_count.checked_mul(8)
+            || sums.next != at
+        {
+            return Err(bad("checksum table"));
+        }
+        let data_start =
+            StoreView::header(bytes, layout::VERSION, index_frame).ok_or(bad("header"))?;
+        Ok(StoreView {
+            bytes,
+            version: Version::V3,
+            index: Some(Index::Buckets(BucketIndex {
+                buckets: index.data + padding,
+                home,
+                total,
+                max_probe,
+                entry_count,
+                frame: index_frame,
+                sums: sums.data,
+                checksum,
+                trailer: at,
+            })),
+            data_start,
+            data_end: index_frame,
+            len: entry_count,
+        })
     }
 
     fn parse_v1(bytes: &'a [u8]) -> Result<StoreView<'a>, StoreError> {
@@ -300,19 +447,9 @@ impl<'a> StoreView<'a> {
     fn parse_v2(bytes: &'a [u8], at: usize) -> Result<StoreView<'a>, StoreError> {
         let offset = at as u64;
         let bad = |field| StoreError::BadTrailer { offset, field };
+        StoreView::trailer_frame(bytes, at)?;
         let t = at + FRAME;
         let field = |f: usize| read_u64(bytes, t + f).ok_or(bad("length"));
-        if read_u64(bytes, at + 16) != Some(layout::TRAILER_LEN as u64) {
-            return Err(bad("length"));
-        }
-        let version = read_u32(bytes, t + trailer::VERSION).ok_or(bad("version"))?;
-        if version != layout::VERSION {
-            return Err(StoreError::UnsupportedVersion { version });
-        }
-        let stated = field(trailer::TRAILER_CHECKSUM)?;
-        if layout::checksum(&bytes[t..t + trailer::TRAILER_CHECKSUM]) != stated {
-            return Err(StoreError::TrailerChecksum { offset });
-        }
         let entry_count = to_usize(field(trailer::ENTRY_COUNT)?)?;
         let index_frame = to_usize(field(trailer::INDEX_OFFSET)?)?;
         let capacity = to_usize(field(trailer::INDEX_CAPACITY)?)?;
@@ -332,20 +469,12 @@ impl<'a> StoreView<'a> {
         if index.id != layout::INDEX_ID || index.len != slot_bytes || index.next != at {
             return Err(bad("index offset"));
         }
-        let header = frame_at(bytes, 0).map_err(|_| bad("header"))?;
-        if header.id != layout::HEADER_ID
-            || header.len != layout::HEADER_LEN
-            || bytes.get(header.data..header.data + 8) != Some(&layout::HEADER_MAGIC[..])
-            || read_u32(bytes, header.data + 8) != Some(layout::VERSION)
-            || read_u32(bytes, header.data + 12) != Some(0)
-            || header.next > index_frame
-        {
-            return Err(bad("header"));
-        }
+        let data_start =
+            StoreView::header(bytes, layout::VERSION_2, index_frame).ok_or(bad("header"))?;
         Ok(StoreView {
             bytes,
             version: Version::V2,
-            index: Some(Index {
+            index: Some(Index::Slots(SlotIndex {
                 slots: index.data,
                 capacity,
                 max_probe,
@@ -353,8 +482,8 @@ impl<'a> StoreView<'a> {
                 frame: index_frame,
                 checksum,
                 trailer: at,
-            }),
-            data_start: header.next,
+            })),
+            data_start,
             data_end: index_frame,
             len: entry_count,
         })
@@ -380,10 +509,13 @@ impl<'a> StoreView<'a> {
         self.bytes
     }
 
-    /// The byte range of the index slots (version 2), for callers that
+    /// The byte range of the index (versions 2 and 3), for callers that
     /// want to advise the kernel to load it.
     pub fn index_range(&self) -> Option<core::ops::Range<usize>> {
-        self.index.map(|ix| ix.slots..ix.slots + ix.capacity * SLOT)
+        match self.index? {
+            Index::Slots(ix) => Some(ix.slots..ix.slots + ix.capacity * SLOT),
+            Index::Buckets(ix) => Some(ix.buckets..ix.buckets + ix.total * BUCKET),
+        }
     }
 
     /// The workflow with this id, or `None` if there is none (or the file
@@ -392,29 +524,192 @@ impl<'a> StoreView<'a> {
     /// A lookup trusts the index for where the data is, within the data
     /// region: it is always in bounds, but only [`verify`](Self::verify)
     /// proves that a damaged or forged index points at the right entry.
+    #[inline]
     pub fn get(&self, id: &WorkflowSpecId) -> Option<&'a [u8]> {
         self.try_get(id).ok().flatten()
     }
 
     /// The workflow with this id, `Ok(None)` if there is none, or the damage
     /// the lookup ran into.
+    ///
+    /// In version 3 this reads one 64-byte index bucket (more only when the
+    /// home bucket overflowed, which the writer keeps rare) and the entry's
+    /// frame, whose id confirms the match.
+    #[inline]
     pub fn try_get(&self, id: &WorkflowSpecId) -> Result<Option<&'a [u8]>, StoreError> {
-        let key = *id.as_bytes();
-        match self.index {
-            Some(ix) => self.probe(&ix, &key),
-            None => {
-                for entry in self.entries() {
-                    let (found, data) = entry?;
-                    if *found.as_bytes() == key {
-                        return Ok(Some(data));
-                    }
+        let key = id.as_bytes();
+        match &self.index {
+            Some(Index::Buckets(ix)) => self.probe_buckets(ix, key, layout::slot_hash(key)),
+            Some(Index::Slots(ix)) => self.probe_slots(ix, key),
+            None => self.scan(key),
+        }
+    }
+
+    /// Starts loading the index line that a lookup of `id` reads, without
+    /// waiting for it: call it for the next ids while working on the
+    /// current one, so that their memory latency overlaps your work. A
+    /// hint only: it never fails, and does nothing for version-1 stores.
+    /// [`get_many`](Self::get_many) does this (and more) for a whole batch.
+    #[inline]
+    pub fn prefetch(&self, id: &WorkflowSpecId) {
+        let key = id.as_bytes();
+        match &self.index {
+            Some(Index::Buckets(ix)) => self.prefetch_bucket(ix, layout::slot_hash(key)),
+            Some(Index::Slots(ix)) => {
+                let slot = layout::slot_hash(key) as usize & (ix.capacity - 1);
+                if let Some(byte) = self.bytes.get(ix.slots + slot * SLOT) {
+                    prefetch::line(byte);
                 }
-                Ok(None)
+            }
+            None => {}
+        }
+    }
+
+    /// Looks up every id of `ids`, in order, overlapping the memory latency
+    /// of the lookups: while it hands out one workflow, it has the index
+    /// lines of the lookups [`INDEX_AHEAD`](GetMany::INDEX_AHEAD) ahead and
+    /// the entries of those [`DATA_AHEAD`](GetMany::DATA_AHEAD) ahead on
+    /// their way into the cache. Each item is what
+    /// [`try_get`](Self::try_get) returns for that id.
+    ///
+    /// ```
+    /// use knhk_core::store::{IndexSlot, SliceSink, StoreView, StoreWriter};
+    /// use knhk_core::WorkflowSpecId;
+    ///
+    /// let mut slots = [IndexSlot::EMPTY; 8];
+    /// let mut file = [0_u8; 512];
+    /// let mut writer = StoreWriter::new(SliceSink::new(&mut file), &mut slots[..])?;
+    /// let (a, b) = (WorkflowSpecId::from_bytes([1; 16]), WorkflowSpecId::from_bytes([2; 16]));
+    /// writer.add(a, b"approve")?;
+    /// writer.add(b, b"ship")?;
+    /// let len = writer.finish()? as usize;
+    ///
+    /// let store = StoreView::parse(&file[..len])?;
+    /// let batch = [b, a, WorkflowSpecId::from_bytes([3; 16])];
+    /// let found: Vec<_> = store.get_many(&batch).collect::<Result<_, _>>()?;
+    /// assert_eq!(found, [Some(&b"ship"[..]), Some(&b"approve"[..]), None]);
+    /// # Ok::<(), Box<dyn core::error::Error>>(())
+    /// ```
+    pub fn get_many<'i>(&self, ids: &'i [WorkflowSpecId]) -> GetMany<'a, 'i> {
+        GetMany::new(*self, ids)
+    }
+
+    fn scan(&self, key: &[u8; 16]) -> Result<Option<&'a [u8]>, StoreError> {
+        for entry in self.entries() {
+            let (found, data) = entry?;
+            if found.as_bytes() == key {
+                return Ok(Some(data));
+            }
+        }
+        Ok(None)
+    }
+
+    #[inline]
+    fn prefetch_bucket(&self, ix: &BucketIndex, hash: u64) {
+        // `home_bucket` is below `ix.home`, itself at most `ix.total`.
+        let bucket = layout::home_bucket(hash, ix.home) as usize;
+        if let Some(byte) = self.bytes.get(ix.buckets + bucket * BUCKET) {
+            prefetch::line(byte);
+        }
+    }
+
+    /// Where the frame that a lookup of `hash` will most likely read is:
+    /// the first slot of the home bucket with the id's tag.
+    #[inline]
+    fn prefetch_entry(&self, ix: &BucketIndex, hash: u64) {
+        let bucket = layout::home_bucket(hash, ix.home) as usize;
+        let at = ix.buckets + bucket * BUCKET;
+        let Some(Ok(slots)) = self
+            .bytes
+            .get(at..at + BUCKET)
+            .map(<&[u8; BUCKET]>::try_from)
+        else {
+            return;
+        };
+        let tag = layout::tag(hash);
+        for slot in slots.as_chunks::<8>().0 {
+            let slot = u64::from_le_bytes(*slot);
+            if slot >> OFFSET_BITS == tag && slot != 0 {
+                // The frame and the first bytes of the data; a frame that
+                // straddles two lines gets both.
+                let frame = (slot & MAX_OFFSET) as usize;
+                if let Some(byte) = self.bytes.get(frame) {
+                    prefetch::line(byte);
+                }
+                if let Some(byte) = self.bytes.get(frame + FRAME + 7) {
+                    prefetch::line(byte);
+                }
+                return;
             }
         }
     }
 
-    fn probe(&self, ix: &Index, key: &[u8; 16]) -> Result<Option<&'a [u8]>, StoreError> {
+    /// The data of the frame at `offset`, if it is a data frame with id
+    /// `key`; `Err` if the offset or the frame's length leave the data.
+    #[inline]
+    fn frame_with_id(
+        &self,
+        offset: usize,
+        key: &[u8; 16],
+        bad: StoreError,
+    ) -> Result<Option<&'a [u8]>, StoreError> {
+        if offset < self.data_start {
+            return Err(bad);
+        }
+        let data = offset.checked_add(FRAME).ok_or(bad)?;
+        let head = self.bytes.get(offset..data).ok_or(bad)?;
+        let (id, len) = head.split_at(16);
+        if id != key {
+            return Ok(None);
+        }
+        let len = u64::from_le_bytes(len.try_into().map_err(|_| bad)?);
+        let len = usize::try_from(len).map_err(|_| bad)?;
+        let end = data.checked_add(len).ok_or(bad)?;
+        if end > self.data_end {
+            return Err(bad);
+        }
+        Ok(Some(&self.bytes[data..end]))
+    }
+
+    #[inline]
+    fn probe_buckets(
+        &self,
+        ix: &BucketIndex,
+        key: &[u8; 16],
+        hash: u64,
+    ) -> Result<Option<&'a [u8]>, StoreError> {
+        let tag = layout::tag(hash);
+        let home = layout::home_bucket(hash, ix.home) as usize;
+        // `home < ix.home <= ix.total` and `max_probe < ix.total`, checked
+        // at parse, so neither sum overflows.
+        let last = (home + ix.max_probe).min(ix.total - 1);
+        for bucket in home..=last {
+            let at = ix.buckets + bucket * BUCKET;
+            let slots = self
+                .bytes
+                .get(at..at + BUCKET)
+                .ok_or(StoreError::BadSlot { offset: at as u64 })?;
+            for (k, slot) in slots.as_chunks::<8>().0.iter().enumerate() {
+                let slot = u64::from_le_bytes(*slot);
+                if slot == 0 {
+                    return Ok(None);
+                }
+                if slot >> OFFSET_BITS != tag {
+                    continue;
+                }
+                let bad = StoreError::BadSlot {
+                    offset: (at + 8 * k) as u64,
+                };
+                let frame = usize::try_from(slot & MAX_OFFSET).map_err(|_| bad)?;
+                if let Some(data) = self.frame_with_id(frame, key, bad)? {
+                    return Ok(Some(data));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn probe_slots(&self, ix: &SlotIndex, key: &[u8; 16]) -> Result<Option<&'a [u8]>, StoreError> {
         let mask = ix.capacity - 1;
         let start = layout::slot_hash(key) as usize & mask;
         for step in 0..=ix.max_probe {
@@ -456,46 +751,49 @@ impl<'a> StoreView<'a> {
         }
     }
 
-    /// Checks everything: every entry's frame, and for version 2 the index
-    /// checksum, every entry's checksum, that every slot points at its
+    /// Checks everything: every entry's frame, and for versions 2 and 3 the
+    /// index checksum, every entry's checksum, that every slot points at its
     /// entry, and that the index and the entries agree; duplicate ids are
     /// reported (for version 1 by comparing every pair: O(n²)).
     pub fn verify(&self) -> Result<(), StoreError> {
-        let Some(ix) = self.index else {
-            let mut walk = self.entries();
-            while let Some(entry) = walk.next_frame() {
-                let (offset, frame) = entry?;
-                let mut earlier = self.entries();
-                while let Some(before) = earlier.next_frame() {
-                    let (before_offset, before) = before?;
-                    if before_offset >= offset {
-                        break;
-                    }
-                    if before.id == frame.id {
-                        let id = WorkflowSpecId::from_bytes(frame.id);
-                        return Err(StoreError::DuplicateId {
-                            id,
-                            offset: offset as u64,
-                        });
-                    }
+        match self.index {
+            None => self.verify_v1(),
+            Some(Index::Slots(ix)) => self.verify_v2(&ix),
+            Some(Index::Buckets(ix)) => self.verify_v3(&ix),
+        }
+    }
+
+    fn verify_v1(&self) -> Result<(), StoreError> {
+        let mut walk = self.entries();
+        while let Some(entry) = walk.next_frame() {
+            let (offset, frame) = entry?;
+            let mut earlier = self.entries();
+            while let Some(before) = earlier.next_frame() {
+                let (before_offset, before) = before?;
+                if before_offset >= offset {
+                    break;
+                }
+                if before.id == frame.id {
+                    let id = WorkflowSpecId::from_bytes(frame.id);
+                    return Err(StoreError::DuplicateId {
+                        id,
+                        offset: offset as u64,
+                    });
                 }
             }
-            return Ok(());
-        };
-        let slots = &self.bytes[ix.slots..ix.slots + ix.capacity * SLOT];
-        if layout::checksum(slots) != ix.checksum {
-            return Err(StoreError::IndexChecksum {
-                offset: ix.frame as u64,
-            });
         }
+        Ok(())
+    }
+
+    /// Every entry must be found through the index, at its own place.
+    fn entries_are_indexed(&self) -> Result<usize, StoreError> {
         let mut entries = 0_usize;
         let mut walk = self.entries();
         while let Some(entry) = walk.next_frame() {
             let (offset, frame) = entry?;
             let id = WorkflowSpecId::from_bytes(frame.id);
             entries += 1;
-            // Each entry must be found through the index, at this place.
-            match self.probe(&ix, &frame.id)? {
+            match self.try_get(&id)? {
                 Some(found) if found.as_ptr() == self.bytes[frame.data..].as_ptr() => {}
                 Some(_) => {
                     return Err(StoreError::DuplicateId {
@@ -511,6 +809,93 @@ impl<'a> StoreView<'a> {
                 }
             }
         }
+        Ok(entries)
+    }
+
+    fn verify_v3(&self, ix: &BucketIndex) -> Result<(), StoreError> {
+        if layout::checksum(&self.bytes[ix.frame..ix.trailer]) != ix.checksum {
+            return Err(StoreError::IndexChecksum {
+                offset: ix.frame as u64,
+            });
+        }
+        if self.bytes[ix.frame + FRAME..ix.buckets]
+            .iter()
+            .any(|&b| b != 0)
+        {
+            return Err(StoreError::IndexChecksum {
+                offset: ix.frame as u64,
+            });
+        }
+        let entries = self.entries_are_indexed()?;
+        // Every filled slot must lead to a data frame that a lookup of its
+        // id finds there, and match that entry's checksum. With the walk
+        // above (every entry found at its own place) and equal counts, the
+        // slots and the entries correspond one to one.
+        let mut filled = 0_usize;
+        let table = &self.bytes[ix.buckets..ix.buckets + ix.total * BUCKET];
+        for (b, bucket) in table.as_chunks::<BUCKET>().0.iter().enumerate() {
+            let mut ended = false;
+            for (k, slot) in bucket.as_chunks::<8>().0.iter().enumerate() {
+                let bad = StoreError::BadSlot {
+                    offset: (ix.buckets + b * BUCKET + 8 * k) as u64,
+                };
+                let slot = u64::from_le_bytes(*slot);
+                if slot == 0 {
+                    ended = true;
+                    continue;
+                }
+                if ended {
+                    return Err(bad);
+                }
+                let at = to_usize(slot & MAX_OFFSET)?;
+                let frame = frame_at(&self.bytes[..self.data_end], at).map_err(|_| bad)?;
+                let hash = layout::slot_hash(&frame.id);
+                if at < self.data_start
+                    || layout::RESERVED_IDS.contains(&frame.id)
+                    || slot >> OFFSET_BITS != layout::tag(hash)
+                {
+                    return Err(bad);
+                }
+                let data = &self.bytes[frame.data..frame.next];
+                match self.probe_buckets(ix, &frame.id, hash)? {
+                    Some(found) if found.as_ptr() == data.as_ptr() => {}
+                    _ => return Err(bad),
+                }
+                if filled == ix.entry_count {
+                    return Err(StoreError::BadTrailer {
+                        offset: ix.trailer as u64,
+                        field: "entry count",
+                    });
+                }
+                // `filled < entry_count`: within the checksum table.
+                let stated = read_u64(self.bytes, ix.sums + 8 * filled).ok_or(bad)?;
+                if layout::checksum(data) != stated {
+                    let id = WorkflowSpecId::from_bytes(frame.id);
+                    return Err(StoreError::EntryChecksum {
+                        id,
+                        offset: at as u64,
+                    });
+                }
+                filled += 1;
+            }
+        }
+        if filled != entries || entries != ix.entry_count {
+            return Err(StoreError::BadTrailer {
+                offset: ix.trailer as u64,
+                field: "entry count",
+            });
+        }
+        Ok(())
+    }
+
+    fn verify_v2(&self, ix: &SlotIndex) -> Result<(), StoreError> {
+        let slots = &self.bytes[ix.slots..ix.slots + ix.capacity * SLOT];
+        if layout::checksum(slots) != ix.checksum {
+            return Err(StoreError::IndexChecksum {
+                offset: ix.frame as u64,
+            });
+        }
+        let entries = self.entries_are_indexed()?;
         let mut filled = 0_usize;
         for (i, slot) in slots.chunks_exact(SLOT).enumerate() {
             let bad = StoreError::BadSlot {
@@ -523,7 +908,7 @@ impl<'a> StoreView<'a> {
             filled += 1;
             let key = read_id(slot, 0).ok_or(bad)?;
             let id = WorkflowSpecId::from_bytes(key);
-            let data = self.probe(&ix, &key)?.ok_or(bad)?;
+            let data = self.probe_slots(ix, &key)?.ok_or(bad)?;
             // The slot must point at a frame with its id and length.
             let frame = frame_at(self.bytes, to_usize(entry)?).map_err(|_| bad)?;
             if frame.id != key || frame.len != data.len() || frame.next > self.data_end {
@@ -543,6 +928,81 @@ impl<'a> StoreView<'a> {
         Ok(())
     }
 }
+
+/// The lookups of a batch of ids, in order, with their memory latency
+/// overlapped: made by [`StoreView::get_many`].
+#[derive(Clone, Debug)]
+pub struct GetMany<'a, 'i> {
+    view: StoreView<'a>,
+    ids: &'i [WorkflowSpecId],
+    next: usize,
+    /// The hash of `ids[i]` at `i % RING`, for the lookups in flight.
+    hashes: [u64; RING],
+}
+
+const RING: usize = 32;
+
+impl<'a, 'i> GetMany<'a, 'i> {
+    /// How many lookups ahead the index line is loaded.
+    pub const INDEX_AHEAD: usize = 16;
+    /// How many lookups ahead the entry (its frame and first bytes) is
+    /// loaded, once its index line has had time to arrive.
+    pub const DATA_AHEAD: usize = 8;
+
+    fn new(view: StoreView<'a>, ids: &'i [WorkflowSpecId]) -> GetMany<'a, 'i> {
+        let mut many = GetMany {
+            view,
+            ids,
+            next: 0,
+            hashes: [0; RING],
+        };
+        if let Some(Index::Buckets(ix)) = view.index {
+            for (i, id) in ids.iter().take(Self::INDEX_AHEAD).enumerate() {
+                let hash = layout::slot_hash(id.as_bytes());
+                many.hashes[i % RING] = hash;
+                view.prefetch_bucket(&ix, hash);
+            }
+            for i in 0..ids.len().min(Self::DATA_AHEAD) {
+                view.prefetch_entry(&ix, many.hashes[i % RING]);
+            }
+        }
+        many
+    }
+}
+
+impl<'a> Iterator for GetMany<'a, '_> {
+    type Item = Result<Option<&'a [u8]>, StoreError>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        let i = self.next;
+        let id = self.ids.get(i)?;
+        self.next = i + 1;
+        let view = &self.view;
+        let Some(Index::Buckets(ix)) = &view.index else {
+            if let Some(ahead) = self.ids.get(i + Self::INDEX_AHEAD) {
+                view.prefetch(ahead);
+            }
+            return Some(view.try_get(id));
+        };
+        if let Some(ahead) = self.ids.get(i + Self::INDEX_AHEAD) {
+            let hash = layout::slot_hash(ahead.as_bytes());
+            self.hashes[(i + Self::INDEX_AHEAD) % RING] = hash;
+            view.prefetch_bucket(ix, hash);
+        }
+        if i + Self::DATA_AHEAD < self.ids.len() {
+            view.prefetch_entry(ix, self.hashes[(i + Self::DATA_AHEAD) % RING]);
+        }
+        Some(view.probe_buckets(ix, id.as_bytes(), self.hashes[i % RING]))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.ids.len() - self.next;
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for GetMany<'_, '_> {}
 
 /// The workflows of a store in file order: `(id, data)`, or the damage
 /// that stopped the scan (after which the iterator ends).

@@ -1,4 +1,4 @@
-//! Store round trips, both formats, and hostile input.
+//! Store round trips, every format version, and hostile input.
 
 use super::*;
 use crate::WorkflowSpecId;
@@ -34,7 +34,7 @@ fn id(n: u8) -> WorkflowSpecId {
     WorkflowSpecId::from_bytes([n; 16])
 }
 
-fn write_v2(entries: &[(WorkflowSpecId, Vec<u8>)]) -> Vec<u8> {
+fn write_v3(entries: &[(WorkflowSpecId, Vec<u8>)]) -> Vec<u8> {
     let mut sink = VecSink(Vec::new());
     let mut writer = StoreWriter::new(&mut sink, Growing(vec![IndexSlot::EMPTY; 2])).unwrap();
     for (id, data) in entries {
@@ -43,6 +43,66 @@ fn write_v2(entries: &[(WorkflowSpecId, Vec<u8>)]) -> Vec<u8> {
     let len = writer.finish().unwrap();
     assert_eq!(len as usize, sink.0.len());
     sink.0
+}
+
+/// Version 2, as knhk wrote it before version 3, written by hand from
+/// docs/store-format.md.
+fn write_v2(entries: &[(WorkflowSpecId, Vec<u8>)]) -> Vec<u8> {
+    let frame = |out: &mut Vec<u8>, id: &[u8; 16], data: &[u8]| {
+        out.extend_from_slice(id);
+        out.extend_from_slice(&(data.len() as u64).to_le_bytes());
+        out.extend_from_slice(data);
+    };
+    let mut out = Vec::new();
+    let mut header = Vec::new();
+    header.extend_from_slice(b"KNHKWF\x00\x02");
+    header.extend_from_slice(&2_u32.to_le_bytes());
+    header.extend_from_slice(&0_u32.to_le_bytes());
+    frame(&mut out, &layout::HEADER_ID, &header);
+    let capacity = (entries.len() * 2).next_power_of_two().max(2);
+    let mut slots = vec![None::<([u8; 16], u64, u64, u64)>; capacity];
+    let mut max_probe = 0;
+    for (id, data) in entries {
+        let start = layout::slot_hash(id.as_bytes()) as usize & (capacity - 1);
+        let step = (0..capacity)
+            .find(|s| slots[(start + s) & (capacity - 1)].is_none())
+            .unwrap();
+        max_probe = max_probe.max(step);
+        slots[(start + step) & (capacity - 1)] = Some((
+            *id.as_bytes(),
+            out.len() as u64,
+            data.len() as u64,
+            layout::checksum(data),
+        ));
+        frame(&mut out, id.as_bytes(), data);
+    }
+    let mut index = Vec::new();
+    for slot in &slots {
+        let (id, offset, len, sum) = slot.unwrap_or(([0; 16], u64::MAX, 0, 0));
+        index.extend_from_slice(&id);
+        for v in [offset, len, sum] {
+            index.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    let index_offset = out.len() as u64;
+    frame(&mut out, &layout::INDEX_ID, &index);
+    let mut t = Vec::new();
+    t.extend_from_slice(b"KNHKTAIL");
+    t.extend_from_slice(&2_u32.to_le_bytes());
+    t.extend_from_slice(&0_u32.to_le_bytes());
+    for v in [
+        entries.len() as u64,
+        index_offset,
+        capacity as u64,
+        max_probe as u64,
+        layout::checksum(&index),
+    ] {
+        t.extend_from_slice(&v.to_le_bytes());
+    }
+    let own = layout::checksum(&t);
+    t.extend_from_slice(&own.to_le_bytes());
+    frame(&mut out, &layout::TRAILER_ID, &t);
+    out
 }
 
 /// The design document's format, written by hand from its description.
@@ -79,10 +139,10 @@ fn sample() -> Vec<(WorkflowSpecId, Vec<u8>)> {
 }
 
 #[test]
-fn version_2_round_trips_and_opens_without_scanning() {
-    let file = write_v2(&sample());
+fn version_3_round_trips_and_opens_without_scanning() {
+    let file = write_v3(&sample());
     let store = StoreView::parse(&file).unwrap();
-    assert_eq!(store.version(), Version::V2);
+    assert_eq!(store.version(), Version::V3);
     assert_eq!(store.len(), 4);
     for (id, data) in sample() {
         assert_eq!(store.get(&id), Some(&data[..]));
@@ -91,7 +151,114 @@ fn version_2_round_trips_and_opens_without_scanning() {
     let listed: Vec<_> = store.entries().map(|e| e.unwrap().0).collect();
     assert_eq!(listed, vec![id(1), id(2), id(3), id(4)], "file order");
     store.verify().unwrap();
-    assert!(store.index_range().is_some());
+    let index = store.index_range().unwrap();
+    assert_eq!(
+        index.start % layout::BUCKET_ALIGN,
+        0,
+        "buckets on cache lines"
+    );
+    assert_eq!(index.len(), layout::BUCKET, "four workflows: one bucket");
+}
+
+#[test]
+fn version_2_files_still_read_and_verify() {
+    let file = write_v2(&sample());
+    let store = StoreView::parse(&file).unwrap();
+    assert_eq!(store.version(), Version::V2);
+    assert_eq!(store.len(), 4);
+    for (id, data) in sample() {
+        assert_eq!(store.get(&id), Some(&data[..]));
+    }
+    assert_eq!(store.get(&id(9)), None);
+    store.verify().unwrap();
+    let got: Vec<_> = store.get_many(&[id(4), id(9), id(1)]).collect();
+    assert_eq!(
+        got,
+        vec![
+            Ok(Some(&sample()[3].1[..])),
+            Ok(None),
+            Ok(Some(&sample()[0].1[..]))
+        ]
+    );
+}
+
+/// Ids spread like random v4 UUIDs, reproducibly.
+fn spread_id(n: u64) -> WorkflowSpecId {
+    let a = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5EED;
+    let b = (n ^ 0xC2B2_AE3D_27D4_EB4F).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+    WorkflowSpecId::from_bytes(((u128::from(a) << 64) | u128::from(b)).to_le_bytes())
+}
+
+#[test]
+fn the_compact_index_is_small_and_finds_everything() {
+    let n = if cfg!(miri) { 300 } else { 20_000 };
+    let entries: Vec<_> = (0..n)
+        .map(|i| (spread_id(i), i.to_le_bytes()[..(i % 8) as usize].to_vec()))
+        .collect();
+    let file = write_v3(&entries);
+    let store = StoreView::parse(&file).unwrap();
+    let index = store.index_range().unwrap();
+    let per_workflow = index.len() as f64 / n as f64;
+    assert!(
+        per_workflow <= 16.0,
+        "{per_workflow} index bytes a workflow"
+    );
+    for (id, data) in &entries {
+        assert_eq!(store.get(id), Some(&data[..]));
+    }
+    let misses: Vec<_> = (n..2 * n).map(spread_id).collect();
+    assert!(misses.iter().all(|id| store.get(id).is_none()));
+    // The batched form agrees with one lookup at a time, hits and misses
+    // interleaved, for every batch length around the prefetch distances.
+    let mixed: Vec<_> = (0..200)
+        .map(|i| {
+            if i % 3 == 0 {
+                misses[i]
+            } else {
+                entries[i * 7].0
+            }
+        })
+        .collect();
+    for len in 0..40 {
+        let one: Vec<_> = mixed[..len].iter().map(|id| store.try_get(id)).collect();
+        let many: Vec<_> = store.get_many(&mixed[..len]).collect();
+        assert_eq!(one, many, "batch of {len}");
+    }
+    let all: Vec<_> = store.get_many(&mixed).collect();
+    assert_eq!(all.len(), mixed.len());
+    assert!(all
+        .iter()
+        .zip(&mixed)
+        .all(|(got, id)| *got == store.try_get(id)));
+    store.verify().unwrap();
+    // A v1 scan sees the same workflows.
+    assert_eq!(store.entries().count(), n as usize);
+}
+
+#[test]
+fn crowded_buckets_spill_into_the_next_ones() {
+    // Ids that all share a home bucket (the top bits of the hash): far more
+    // than a bucket holds, so lookups must follow the overflow.
+    let mut entries = Vec::new();
+    let mut n = 0_u64;
+    while entries.len() < 40 {
+        let id = spread_id(n);
+        n += 1;
+        if layout::home_bucket(layout::slot_hash(id.as_bytes()), 64) == 0 {
+            entries.push((id, n.to_le_bytes().to_vec()));
+        }
+    }
+    // With 40 entries there are 7 home buckets; ids homed in bucket 0 of 64
+    // are all homed in bucket 0 of 7.
+    let file = write_v3(&entries);
+    let store = StoreView::parse(&file).unwrap();
+    for (id, data) in &entries {
+        assert_eq!(store.get(id), Some(&data[..]));
+    }
+    let ids: Vec<_> = entries.iter().map(|(id, _)| *id).collect();
+    assert!(store.get_many(&ids).all(|r| r.unwrap().is_some()));
+    assert_eq!(store.get(&spread_id(u64::MAX)), None);
+    store.verify().unwrap();
 }
 
 #[test]
@@ -106,13 +273,14 @@ fn version_1_files_are_read_and_verified() {
 }
 
 #[test]
-fn a_version_1_scanner_reads_a_version_2_file() {
-    let file = write_v2(&sample());
+fn a_version_1_scanner_reads_a_version_3_file() {
+    let file = write_v3(&sample());
     let seen = scan_v1(&file);
     assert_eq!(seen.first().unwrap().0, layout::HEADER_ID);
     assert_eq!(seen.last().unwrap().0, layout::TRAILER_ID);
-    assert_eq!(seen[seen.len() - 2].0, layout::INDEX_ID);
-    let data: Vec<_> = seen[1..seen.len() - 2].to_vec();
+    assert_eq!(seen[seen.len() - 2].0, layout::CHECKSUMS_ID);
+    assert_eq!(seen[seen.len() - 3].0, layout::INDEX_ID);
+    let data: Vec<_> = seen[1..seen.len() - 3].to_vec();
     let want: Vec<_> = sample()
         .into_iter()
         .map(|(i, d)| (*i.as_bytes(), d))
@@ -122,7 +290,7 @@ fn a_version_1_scanner_reads_a_version_2_file() {
 
 #[test]
 fn empty_stores() {
-    let file = write_v2(&[]);
+    let file = write_v3(&[]);
     let store = StoreView::parse(&file).unwrap();
     assert!(store.is_empty());
     assert_eq!(store.entries().count(), 0);
@@ -189,8 +357,9 @@ fn exercise(bytes: &[u8]) -> bool {
     let Ok(store) = StoreView::parse(bytes) else {
         return false;
     };
-    for n in 0..6 {
-        let _ = store.try_get(&id(n));
+    let probes: Vec<_> = (0..6).map(id).collect();
+    for (n, many) in store.get_many(&probes).enumerate() {
+        assert_eq!(many, store.try_get(&probes[n]));
     }
     let listed = store.entries().all(|e| e.is_ok());
     let _ = store.len();
@@ -199,38 +368,52 @@ fn exercise(bytes: &[u8]) -> bool {
 
 #[test]
 fn every_single_byte_change_is_caught_and_never_panics() {
-    let file = write_v2(&sample());
-    assert!(exercise(&file));
-    let step = if cfg!(miri) { 11 } else { 1 };
-    for i in (0..file.len()).step_by(step) {
-        for flip in [0x01_u8, 0x80] {
-            let mut bad = file.clone();
-            bad[i] ^= flip;
-            assert!(
-                !exercise(&bad),
-                "changing byte {i} by {flip:#x} went unnoticed"
-            );
+    for (version, file) in [(3, write_v3(&sample())), (2, write_v2(&sample()))] {
+        assert!(exercise(&file));
+        let step = if cfg!(miri) { 11 } else { 1 };
+        for i in (0..file.len()).step_by(step) {
+            for flip in [0x01_u8, 0x80] {
+                let mut bad = file.clone();
+                bad[i] ^= flip;
+                assert!(
+                    !exercise(&bad),
+                    "version {version}: changing byte {i} by {flip:#x} went unnoticed"
+                );
+            }
         }
     }
 }
 
 #[test]
 fn every_truncation_is_an_error_or_a_shorter_valid_v1_list() {
-    let file = write_v2(&sample());
-    let step = if cfg!(miri) { 7 } else { 1 };
-    for len in (0..file.len()).step_by(step) {
-        // A cut at a frame boundary is a valid (shorter) version-1 list;
-        // anywhere else it is an error. Either way: no panic.
-        exercise(&file[..len]);
-        if let Ok(store) = StoreView::parse(&file[..len]) {
-            assert_eq!(store.version(), Version::V1, "cut at {len}");
+    for file in [write_v3(&sample()), write_v2(&sample())] {
+        let step = if cfg!(miri) { 7 } else { 1 };
+        for len in (0..file.len()).step_by(step) {
+            // A cut at a frame boundary is a valid (shorter) version-1 list;
+            // anywhere else it is an error. Either way: no panic.
+            exercise(&file[..len]);
+            if let Ok(store) = StoreView::parse(&file[..len]) {
+                assert_eq!(store.version(), Version::V1, "cut at {len}");
+            }
         }
     }
 }
 
 #[test]
+fn unknown_versions_are_refused_by_name() {
+    let mut file = write_v3(&sample());
+    let t = file.len() - layout::TRAILER_SIZE + layout::FRAME;
+    file[t + layout::trailer::VERSION..t + layout::trailer::VERSION + 4]
+        .copy_from_slice(&4_u32.to_le_bytes());
+    assert_eq!(
+        StoreView::parse(&file).unwrap_err(),
+        StoreError::UnsupportedVersion { version: 4 }
+    );
+}
+
+#[test]
 fn hostile_trailers_are_refused() {
-    let file = write_v2(&sample());
+    let file = write_v3(&sample());
     let t = file.len() - layout::TRAILER_SIZE + layout::FRAME;
     // Rewrite a field and fix the trailer's own checksum, as a forger would.
     let forge = |field: usize, value: u64| {
@@ -244,7 +427,9 @@ fn hostile_trailers_are_refused() {
     use layout::trailer::*;
     for (field, value) in [
         (INDEX_CAPACITY, 3),
+        (INDEX_CAPACITY, 0),
         (INDEX_CAPACITY, 1 << 62),
+        (INDEX_OFFSET, 40),
         (INDEX_OFFSET, u64::MAX),
         (INDEX_OFFSET, 1),
         (ENTRY_COUNT, u64::MAX),
@@ -293,7 +478,7 @@ proptest! {
 
     #[test]
     fn round_trips(entries in entries_strategy(), probe in any::<[u8; 16]>()) {
-        for file in [write_v2(&entries), write_v1(&entries)] {
+        for file in [write_v3(&entries), write_v2(&entries), write_v1(&entries)] {
             let store = StoreView::parse(&file).unwrap();
             prop_assert_eq!(store.len(), entries.len());
             for (id, data) in &entries {
@@ -302,6 +487,11 @@ proptest! {
             let probe = WorkflowSpecId::from_bytes(probe);
             let expected = entries.iter().find(|(i, _)| *i == probe).map(|(_, d)| &d[..]);
             prop_assert_eq!(store.get(&probe), expected);
+            let mut ids: Vec<_> = entries.iter().map(|(id, _)| *id).collect();
+            ids.push(probe);
+            let many: Vec<_> = store.get_many(&ids).collect();
+            let one: Vec<_> = ids.iter().map(|id| store.try_get(id)).collect();
+            prop_assert_eq!(many, one);
             prop_assert!(store.verify().is_ok());
         }
     }

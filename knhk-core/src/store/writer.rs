@@ -1,4 +1,4 @@
-//! Writing a version-2 store into any byte sink: [`StoreWriter`].
+//! Writing a version-3 store into any byte sink: [`StoreWriter`].
 //!
 //! The writer streams: it writes the header, then each workflow as it is
 //! added, then the index and the trailer, and never seeks back, so it can
@@ -8,7 +8,7 @@
 
 use core::fmt;
 
-use super::layout::{self, trailer, EMPTY, FRAME, SLOT};
+use super::layout::{self, trailer, EMPTY, FRAME};
 use crate::WorkflowSpecId;
 
 /// Where a [`StoreWriter`] writes its bytes.
@@ -83,12 +83,14 @@ impl Sink for SliceSink<'_> {
     }
 }
 
-/// One slot of the index being built.
+/// One slot of the index being built: the id (to refuse duplicates), its
+/// hash, where its frame is and the checksum of its data. The file's index
+/// is written from these at [`StoreWriter::finish`], 8 bytes a workflow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IndexSlot {
     id: [u8; 16],
+    hash: u64,
     offset: u64,
-    len: u64,
     checksum: u64,
 }
 
@@ -96,27 +98,19 @@ impl IndexSlot {
     /// A free slot.
     pub const EMPTY: IndexSlot = IndexSlot {
         id: [0; 16],
+        hash: 0,
         offset: EMPTY,
-        len: 0,
         checksum: 0,
     };
 
     fn is_empty(&self) -> bool {
         self.offset == EMPTY
     }
-
-    fn to_bytes(self) -> [u8; SLOT] {
-        let mut out = [0_u8; SLOT];
-        out[..16].copy_from_slice(&self.id);
-        out[layout::SLOT_OFFSET..layout::SLOT_LEN].copy_from_slice(&self.offset.to_le_bytes());
-        out[layout::SLOT_LEN..layout::SLOT_CHECKSUM].copy_from_slice(&self.len.to_le_bytes());
-        out[layout::SLOT_CHECKSUM..].copy_from_slice(&self.checksum.to_le_bytes());
-        out
-    }
 }
 
 /// The memory a [`StoreWriter`] builds its index in: a power-of-two number
-/// of slots, kept at most half full.
+/// of slots, kept at most half full. (This is the writer's working table,
+/// 40 bytes a slot; the file's index is smaller.)
 pub trait IndexStorage {
     /// The slots.
     fn slots(&mut self) -> &mut [IndexSlot];
@@ -137,7 +131,7 @@ impl IndexStorage for &mut [IndexSlot] {
 /// returns how far it went; `None` if `slots` is full or the id is there.
 fn place(slots: &mut [IndexSlot], slot: IndexSlot) -> Result<usize, Placement> {
     let mask = slots.len() - 1;
-    let start = layout::slot_hash(&slot.id) as usize & mask;
+    let start = slot.hash as usize & mask;
     for step in 0..slots.len() {
         let here = &mut slots[(start + step) & mask];
         if here.is_empty() {
@@ -193,6 +187,12 @@ pub enum WriteError<E> {
         /// Its number of slots.
         capacity: usize,
     },
+    /// The store would pass the largest offset the index can hold
+    /// ([`layout::MAX_OFFSET`], 256 TiB).
+    TooLarge {
+        /// Where the workflow's frame would start.
+        offset: u64,
+    },
 }
 
 impl<E: fmt::Display> fmt::Display for WriteError<E> {
@@ -214,20 +214,24 @@ impl<E: fmt::Display> fmt::Display for WriteError<E> {
                 f,
                 "an index needs a power-of-two number of slots (at least 2), not {capacity}"
             ),
+            WriteError::TooLarge { offset } => write!(
+                f,
+                "the store would reach offset {offset}, past the {} bytes its index can address",
+                layout::MAX_OFFSET
+            ),
         }
     }
 }
 
 impl<E: fmt::Debug + fmt::Display> core::error::Error for WriteError<E> {}
 
-/// Writes a version-2 store, streaming. See [`StoreView`](super::StoreView)
+/// Writes a version-3 store, streaming. See [`StoreView`](super::StoreView)
 /// for an example.
 pub struct StoreWriter<S: Sink, I: IndexStorage> {
     sink: S,
     index: I,
     count: usize,
     offset: u64,
-    max_probe: usize,
 }
 
 impl<S: Sink, I: IndexStorage> StoreWriter<S, I> {
@@ -244,7 +248,6 @@ impl<S: Sink, I: IndexStorage> StoreWriter<S, I> {
             index,
             count: 0,
             offset: 0,
-            max_probe: 0,
         };
         let mut header = [0_u8; layout::HEADER_LEN];
         header[..8].copy_from_slice(&layout::HEADER_MAGIC);
@@ -280,31 +283,32 @@ impl<S: Sink, I: IndexStorage> StoreWriter<S, I> {
         if layout::RESERVED_IDS.contains(&key) {
             return Err(WriteError::ReservedId { id });
         }
-        if (self.count + 1) * 2 > self.index.slots().len() {
-            if !self.index.grow() {
-                let capacity = self.index.slots().len();
-                return Err(WriteError::IndexFull { capacity });
-            }
-            self.max_probe = probe_distance(self.index.slots());
+        if self.offset > layout::MAX_OFFSET {
+            return Err(WriteError::TooLarge {
+                offset: self.offset,
+            });
+        }
+        if (self.count + 1) * 2 > self.index.slots().len() && !self.index.grow() {
+            let capacity = self.index.slots().len();
+            return Err(WriteError::IndexFull { capacity });
         }
         let slot = IndexSlot {
             id: key,
+            hash: layout::slot_hash(&key),
             offset: self.offset,
-            len: data.len() as u64,
             checksum: layout::checksum(data),
         };
-        let step = match place(self.index.slots(), slot) {
-            Ok(step) => step,
+        match place(self.index.slots(), slot) {
+            Ok(_) => {}
             Err(Placement::Duplicate) => return Err(WriteError::DuplicateId { id }),
             Err(Placement::Full) => {
                 let capacity = self.index.slots().len();
                 return Err(WriteError::IndexFull { capacity });
             }
-        };
+        }
         // After a sink error the output holds a partial frame: the writer's
         // result is unusable, and the caller starts over.
         self.frame(&key, data)?;
-        self.max_probe = self.max_probe.max(step);
         self.count += 1;
         Ok(())
     }
@@ -315,32 +319,61 @@ impl<S: Sink, I: IndexStorage> StoreWriter<S, I> {
     }
 
     /// [`finish`](Self::finish), handing the sink back (to flush or sync it).
+    ///
+    /// The index is built in the writer's slot memory: the slots are sorted
+    /// by hash (in place, no allocation), which is the order their home
+    /// buckets come in, and then laid into buckets front to back, each
+    /// bucket taking the next entries whose home is at or before it. That is
+    /// exactly the table linear probing by buckets would build, written in
+    /// one pass with no table in memory.
     pub fn finish_into_sink(mut self) -> Result<(S, u64), WriteError<S::Error>> {
         let index_offset = self.offset;
-        let capacity = self.index.slots().len();
-        let index_len = capacity * SLOT;
-        self.sink
-            .write_all(&layout::INDEX_ID)
-            .map_err(WriteError::Sink)?;
-        self.sink
-            .write_all(&(index_len as u64).to_le_bytes())
-            .map_err(WriteError::Sink)?;
-        let mut hash = layout::Checksum::new(index_len);
-        for i in 0..capacity {
-            let bytes = self.index.slots()[i].to_bytes();
-            hash.update(&bytes);
-            self.sink.write_all(&bytes).map_err(WriteError::Sink)?;
+        let count = self.count;
+        let home = layout::home_buckets_for(count as u64);
+        let slots = self.index.slots();
+        slots.sort_unstable_by_key(|s| (s.is_empty(), s.hash));
+        let entries = &slots[..count];
+        // First pass: how many buckets, and the longest probe.
+        let (buckets, max_probe) =
+            match lay_out(entries, home, |_| Ok::<(), core::convert::Infallible>(())) {
+                Ok(shape) => shape,
+                Err(never) => match never {},
+            };
+        let padding = layout::index_padding(index_offset);
+        let index_len = padding + buckets * layout::BUCKET as u64;
+        let sums_len = 8 * count as u64;
+        let covered = FRAME as u64 + index_len + FRAME as u64 + sums_len;
+        let mut meta = layout::Checksum::new(covered as usize);
+        let mut emit = |sink: &mut S, bytes: &[u8]| {
+            meta.update(bytes);
+            sink.write_all(bytes).map_err(WriteError::Sink)
+        };
+
+        emit(&mut self.sink, &layout::INDEX_ID)?;
+        emit(&mut self.sink, &index_len.to_le_bytes())?;
+        emit(
+            &mut self.sink,
+            &[0_u8; layout::BUCKET_ALIGN][..padding as usize],
+        )?;
+        let sink = &mut self.sink;
+        lay_out(entries, home, |bucket| emit(sink, bucket))?;
+
+        emit(&mut self.sink, &layout::CHECKSUMS_ID)?;
+        emit(&mut self.sink, &sums_len.to_le_bytes())?;
+        for slot in entries {
+            emit(&mut self.sink, &slot.checksum.to_le_bytes())?;
         }
-        self.offset += (FRAME + index_len) as u64;
+        self.offset += covered;
+
         let mut t = [0_u8; layout::TRAILER_LEN];
         t[trailer::MAGIC..trailer::MAGIC + 8].copy_from_slice(&layout::TRAILER_MAGIC);
         t[trailer::VERSION..trailer::VERSION + 4].copy_from_slice(&layout::VERSION.to_le_bytes());
         let fields = [
-            (trailer::ENTRY_COUNT, self.count as u64),
+            (trailer::ENTRY_COUNT, count as u64),
             (trailer::INDEX_OFFSET, index_offset),
-            (trailer::INDEX_CAPACITY, capacity as u64),
-            (trailer::MAX_PROBE, self.max_probe as u64),
-            (trailer::INDEX_CHECKSUM, hash.finish()),
+            (trailer::INDEX_CAPACITY, home),
+            (trailer::MAX_PROBE, max_probe),
+            (trailer::INDEX_CHECKSUM, meta.finish()),
         ];
         for (at, value) in fields {
             t[at..at + 8].copy_from_slice(&value.to_le_bytes());
@@ -352,14 +385,34 @@ impl<S: Sink, I: IndexStorage> StoreWriter<S, I> {
     }
 }
 
-/// The longest probe any used slot needs.
-fn probe_distance(slots: &[IndexSlot]) -> usize {
-    let mask = slots.len() - 1;
-    slots
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| !s.is_empty())
-        .map(|(i, s)| i.wrapping_sub(layout::slot_hash(&s.id) as usize) & mask)
-        .max()
-        .unwrap_or(0)
+/// Lays `entries` (sorted by hash) into buckets, handing each bucket's
+/// bytes to `out` in order; returns the number of buckets and the longest
+/// probe (buckets past the home bucket).
+fn lay_out<E>(
+    entries: &[IndexSlot],
+    home: u64,
+    mut out: impl FnMut(&[u8; layout::BUCKET]) -> Result<(), E>,
+) -> Result<(u64, u64), E> {
+    let mut next = 0;
+    let mut bucket = 0_u64;
+    let mut max_probe = 0;
+    while bucket < home || next < entries.len() {
+        let mut bytes = [0_u8; layout::BUCKET];
+        // A slot is one little-endian u64.
+        for slot in bytes.chunks_exact_mut(8) {
+            let Some(entry) = entries.get(next) else {
+                break;
+            };
+            let entry_home = layout::home_bucket(entry.hash, home);
+            if entry_home > bucket {
+                break;
+            }
+            max_probe = max_probe.max(bucket - entry_home);
+            slot.copy_from_slice(&layout::slot_v3(entry.offset, entry.hash).to_le_bytes());
+            next += 1;
+        }
+        out(&bytes)?;
+        bucket += 1;
+    }
+    Ok((bucket, max_probe))
 }

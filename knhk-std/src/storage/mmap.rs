@@ -21,7 +21,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use knhk_core::store::{
-    rehash, IndexSlot, IndexStorage, Sink, StoreError, StoreView, StoreWriter, Version, WriteError,
+    rehash, GetMany, IndexSlot, IndexStorage, Sink, StoreError, StoreView, StoreWriter, Version,
+    WriteError,
 };
 use knhk_core::WorkflowSpecId;
 use memmap2::Mmap;
@@ -130,9 +131,11 @@ impl std::error::Error for LookupError {}
 
 /// A workflow store mapped into memory.
 ///
-/// Version-2 files open in O(1) and look up through their index; version-1
-/// files (the design document's format) are scanned once at open into a
-/// hash index. Lookups return slices of the mapping: no copy. The data is
+/// Version-3 and version-2 files open in O(1) and look up through their
+/// index; version-1 files (the design document's format) are scanned once
+/// at open into a hash index. A lookup in a version-3 file reads one
+/// 64-byte index bucket and the entry; [`lookup_many`](Self::lookup_many)
+/// overlaps the memory latency of a whole batch of lookups. Lookups return slices of the mapping: no copy. The data is
 /// advised as randomly accessed (`MADV_RANDOM`), and
 /// [`prefetch_index`](Self::prefetch_index) asks for the index to be read in.
 ///
@@ -243,6 +246,7 @@ impl MmapWorkflowStore {
 
     /// The workflow with this id, if there is one (damage is treated as
     /// absence; [`lookup`](Self::lookup) says which).
+    #[inline]
     pub fn get_workflow(&self, id: &WorkflowSpecId) -> Option<&[u8]> {
         self.lookup(id).ok()
     }
@@ -253,18 +257,67 @@ impl MmapWorkflowStore {
     }
 
     /// The workflow with this id, or why not.
+    #[inline]
     pub fn lookup(&self, id: &WorkflowSpecId) -> Result<&[u8], LookupError> {
         match &self.scanned {
             Some(index) => {
                 let &(start, len) = index.get(id).ok_or(LookupError::NotFound)?;
                 Ok(&self.view.bytes()[start..start + len])
             }
-            None => match self.view.try_get(id) {
-                Ok(Some(data)) => Ok(data),
-                Ok(None) => Err(LookupError::NotFound),
-                Err(e) => Err(LookupError::Corrupt(e)),
+            None => found(self.view.try_get(id)),
+        }
+    }
+
+    /// Looks up a batch of ids, in order, with their memory latency
+    /// overlapped: while one workflow is handed out, the index lines and
+    /// entries of the next lookups are already on their way into the cache
+    /// (see [`StoreView::get_many`]). An engine knows a batch's ids before
+    /// it runs the batch; this is the fastest way to fetch its specs. Each
+    /// item is what [`lookup`](Self::lookup) returns for that id.
+    ///
+    /// ```
+    /// use knhk_std::storage::{MmapWorkflowStore, WorkflowStoreWriter};
+    /// use knhk_std::storage::LookupError;
+    /// use knhk_std::WorkflowSpecId;
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("knhk-doc-many-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let path = dir.join("workflows.bin");
+    /// let ids: Vec<_> = (0..100_u8).map(|n| WorkflowSpecId::from_bytes([n; 16])).collect();
+    /// let mut writer = WorkflowStoreWriter::create(&path)?;
+    /// for (n, id) in ids.iter().enumerate() {
+    ///     writer.add(*id, format!("workflow {n}").as_bytes())?;
+    /// }
+    /// writer.finish()?;
+    ///
+    /// let store = MmapWorkflowStore::new(&path)?;
+    /// let batch = [ids[42], ids[7], WorkflowSpecId::from_bytes([200; 16])];
+    /// let mut specs = store.lookup_many(&batch);
+    /// assert_eq!(specs.next(), Some(Ok(&b"workflow 42"[..])));
+    /// assert_eq!(specs.next(), Some(Ok(&b"workflow 7"[..])));
+    /// assert_eq!(specs.next(), Some(Err(LookupError::NotFound)));
+    /// assert_eq!(specs.next(), None);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn lookup_many<'s, 'i>(&'s self, ids: &'i [WorkflowSpecId]) -> LookupMany<'s, 'i> {
+        LookupMany {
+            inner: match &self.scanned {
+                Some(_) => ManyInner::Scanned {
+                    store: self,
+                    ids: ids.iter(),
+                },
+                None => ManyInner::Indexed(self.view.get_many(ids)),
             },
         }
+    }
+
+    /// Starts loading the index line that a lookup of `id` will read, and
+    /// returns at once: for engines that interleave lookups with their own
+    /// work, call it a few tasks ahead. A hint: it never fails.
+    #[inline]
+    pub fn prefetch(&self, id: &WorkflowSpecId) {
+        self.view.prefetch(id);
     }
 
     /// The workflow as text, or why not.
@@ -342,6 +395,55 @@ impl fmt::Debug for MmapWorkflowStore {
             .finish()
     }
 }
+
+#[inline]
+fn found(result: Result<Option<&[u8]>, StoreError>) -> Result<&[u8], LookupError> {
+    match result {
+        Ok(Some(data)) => Ok(data),
+        Ok(None) => Err(LookupError::NotFound),
+        Err(e) => Err(LookupError::Corrupt(e)),
+    }
+}
+
+/// The lookups of a batch of ids: made by
+/// [`MmapWorkflowStore::lookup_many`].
+#[derive(Debug)]
+pub struct LookupMany<'s, 'i> {
+    inner: ManyInner<'s, 'i>,
+}
+
+// The indexed variant carries the ring of lookups in flight; boxing it
+// would cost a heap allocation per batch, which is what this avoids.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+enum ManyInner<'s, 'i> {
+    Indexed(GetMany<'s, 'i>),
+    Scanned {
+        store: &'s MmapWorkflowStore,
+        ids: std::slice::Iter<'i, WorkflowSpecId>,
+    },
+}
+
+impl<'s> Iterator for LookupMany<'s, '_> {
+    type Item = Result<&'s [u8], LookupError>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        match &mut self.inner {
+            ManyInner::Indexed(many) => many.next().map(found),
+            ManyInner::Scanned { store, ids } => ids.next().map(|id| store.lookup(id)),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match &self.inner {
+            ManyInner::Indexed(many) => many.size_hint(),
+            ManyInner::Scanned { ids, .. } => ids.size_hint(),
+        }
+    }
+}
+
+impl ExactSizeIterator for LookupMany<'_, '_> {}
 
 /// What identifies a file's current contents: replacing the file (a
 /// rename over it) changes its inode, and rewriting changes size or time.
@@ -498,7 +600,7 @@ impl IndexStorage for GrowingIndex {
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// Writes a version-2 store file, replacing `path` atomically on
+/// Writes a version-3 store file, replacing `path` atomically on
 /// [`finish`](Self::finish): the workflows go to a temporary file in the
 /// same directory, which is flushed, synced, renamed over `path`, and the
 /// directory synced. A crash at any point leaves either the old file or the
@@ -630,7 +732,8 @@ fn write_error(e: WriteError<io::Error>, temp: &Path) -> StorageError {
         },
         WriteError::DuplicateId { id } => StorageError::DuplicateId { id },
         WriteError::ReservedId { id } => StorageError::ReservedId { id },
-        // The Vec index grows, so these cannot happen; report them as I/O.
+        // The Vec index grows, so the index errors cannot happen; these and
+        // a store past the index's 256 TiB reach are reported as I/O.
         other => StorageError::Io {
             path: temp.to_path_buf(),
             action: "index",
@@ -671,7 +774,11 @@ mod tests {
 
         let store = MmapWorkflowStore::new(&path).unwrap();
         assert_eq!(store.len(), 201);
-        assert_eq!(store.version(), Version::V2);
+        assert_eq!(store.version(), Version::V3);
+        let ids: Vec<_> = (0..=255).map(id).collect();
+        let many: Vec<_> = store.lookup_many(&ids).collect();
+        let one: Vec<_> = ids.iter().map(|i| store.lookup(i)).collect();
+        assert_eq!(many, one);
         assert_eq!(store.get_workflow_str(&id(7)), Some("workflow 7"));
         assert_eq!(store.lookup(&id(251)), Err(LookupError::NotFound));
         assert_eq!(
@@ -701,6 +808,8 @@ mod tests {
         let store = MmapWorkflowStore::new(&path).unwrap();
         assert_eq!((store.version(), store.len()), (Version::V1, 3));
         assert_eq!(store.get_workflow(&id(2)), Some(&[2, 2][..]));
+        let many: Vec<_> = store.lookup_many(&[id(3), id(9)]).collect();
+        assert_eq!(many, vec![Ok(&[3, 3][..]), Err(LookupError::NotFound)]);
         // A duplicate in a version-1 file is reported at open.
         bytes.extend_from_slice(&[2; 16]);
         bytes.extend_from_slice(&0_u64.to_le_bytes());

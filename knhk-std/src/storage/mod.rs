@@ -9,6 +9,6 @@ mod mmap;
 
 pub use knhk_core::store::{StoreError, Version};
 pub use mmap::{
-    GrowingIndex, IoSink, LookupError, MmapWorkflowReader, MmapWorkflowStore, StorageError,
-    WorkflowStoreWriter,
+    GrowingIndex, IoSink, LookupError, LookupMany, MmapWorkflowReader, MmapWorkflowStore,
+    StorageError, WorkflowStoreWriter,
 };

@@ -1,6 +1,6 @@
 //! knhk-core's conformance checks on a Cortex-M, under QEMU with
 //! semihosting: the arena, the kernels against a scalar oracle, the
-//! counters, the registry, and the store reader over a version-2 store made
+//! counters, the registry, and the store reader over a version-3 store made
 //! by knhk-std's writer at build time. Prints each capability's result and
 //! exits 0 only if every check passed.
 #![no_std]
@@ -204,9 +204,20 @@ fn store() {
         return;
     };
     check(
-        "store: version 2",
-        store.version() == Version::V2 && store.len() == 20,
+        "store: version 3",
+        store.version() == Version::V3 && store.len() == 20,
     );
+    let batch = [
+        WorkflowSpecId::from_bytes([7; 16]),
+        WorkflowSpecId::from_bytes([99; 16]),
+        WorkflowSpecId::from_bytes([20; 16]),
+    ];
+    let mut many = store.get_many(&batch);
+    let batched = matches!(many.next(), Some(Ok(Some(d))) if d.len() == 21)
+        && matches!(many.next(), Some(Ok(None)))
+        && matches!(many.next(), Some(Ok(Some(d))) if d.len() == 60)
+        && many.next().is_none();
+    check("store: batched lookups", batched);
     let all_found = (1..=20_u8).all(|n| {
         let data = store.get(&WorkflowSpecId::from_bytes([n; 16]));
         matches!(data, Some(d) if d.len() == n as usize * 3 && d.iter().enumerate().all(|(i, &b)| b == (i as u8) ^ n))
