@@ -12,8 +12,7 @@
 use core::fmt;
 
 use super::layout::{
-    self, trailer, BUCKET, EMPTY, FRAME, MAX_OFFSET, OFFSET_BITS, SLOT, SLOT_CHECKSUM, SLOT_LEN,
-    SLOT_OFFSET,
+    self, trailer, BUCKET, EMPTY, FRAME, SLOT, SLOT_CHECKSUM, SLOT_LEN, SLOT_OFFSET,
 };
 use super::prefetch;
 use crate::WorkflowSpecId;
@@ -236,6 +235,8 @@ pub struct StoreView<'a> {
     data_start: usize,
     /// One past the data entries.
     data_end: usize,
+    /// `bytes[..data_end]`: a frame found in here needs one bounds check.
+    data: &'a [u8],
     /// Data entries (excludes the reserved ones).
     len: usize,
 }
@@ -420,6 +421,7 @@ impl<'a> StoreView<'a> {
             })),
             data_start,
             data_end: index_frame,
+            data: &bytes[..index_frame],
             len: entry_count,
         })
     }
@@ -440,6 +442,7 @@ impl<'a> StoreView<'a> {
             index: None,
             data_start: 0,
             data_end: bytes.len(),
+            data: bytes,
             len,
         })
     }
@@ -485,6 +488,7 @@ impl<'a> StoreView<'a> {
             })),
             data_start,
             data_end: index_frame,
+            data: &bytes[..index_frame],
             len: entry_count,
         })
     }
@@ -535,14 +539,75 @@ impl<'a> StoreView<'a> {
     /// In version 3 this reads one 64-byte index bucket (more only when the
     /// home bucket overflowed, which the writer keeps rare) and the entry's
     /// frame, whose id confirms the match.
-    #[inline]
+    #[inline(always)]
     pub fn try_get(&self, id: &WorkflowSpecId) -> Result<Option<&'a [u8]>, StoreError> {
+        if let Some(Index::Buckets(ix)) = &self.index {
+            let key = id.as_bytes();
+            if let Some(found) = self.probe_common(ix, key, layout::slot_hash(key)) {
+                return Ok(found);
+            }
+        }
+        self.try_get_carefully(id)
+    }
+
+    /// Every lookup the common case does not answer: the older versions,
+    /// and the version-3 lookups that need more than one slot or bucket.
+    #[cold]
+    #[inline(never)]
+    fn try_get_carefully(&self, id: &WorkflowSpecId) -> Result<Option<&'a [u8]>, StoreError> {
         let key = id.as_bytes();
         match &self.index {
             Some(Index::Buckets(ix)) => self.probe_buckets(ix, key, layout::slot_hash(key)),
             Some(Index::Slots(ix)) => self.probe_slots(ix, key),
             None => self.scan(key),
         }
+    }
+
+    /// A version-3 lookup of a hashed id.
+    #[inline(always)]
+    fn probe(
+        &self,
+        ix: &BucketIndex,
+        key: &[u8; 16],
+        hash: u64,
+    ) -> Result<Option<&'a [u8]>, StoreError> {
+        match self.probe_common(ix, key, hash) {
+            Some(found) => Ok(found),
+            None => self.probe_buckets(ix, key, hash),
+        }
+    }
+
+    /// The common case of a version-3 lookup, in as few instructions as it
+    /// can be: a lookup's cost is mostly memory latency, and the fewer
+    /// instructions each takes, the more lookups the CPU keeps in flight at
+    /// once. The common case: the home bucket has at most one slot with the
+    /// id's tag, and that slot's frame is the id's, or it has none and is
+    /// not full. `Some(answer)` then; `None` sends the lookup to
+    /// [`probe_buckets`](Self::probe_buckets), which answers everything.
+    #[inline(always)]
+    fn probe_common(
+        &self,
+        ix: &BucketIndex,
+        key: &[u8; 16],
+        hash: u64,
+    ) -> Option<Option<&'a [u8]>> {
+        let home = layout::home_bucket(hash, ix.home) as usize;
+        let at = ix.buckets + home * BUCKET;
+        let bucket: &[u8; BUCKET] = self.bytes.get(at..at + BUCKET)?.try_into().ok()?;
+        let matches = first_tag_lane(bucket, layout::tag(hash));
+        if matches == 0 {
+            return (!bucket_full(bucket)).then_some(None);
+        }
+        // A 48-bit offset plus 24 cannot overflow.
+        let frame = slot_offset(bucket, lane(matches))? as usize;
+        let head: &[u8; FRAME] = self.data.get(frame..frame + FRAME)?.try_into().ok()?;
+        let (id, len) = head.split_first_chunk::<16>()?;
+        if id != key || frame < self.data_start {
+            return None;
+        }
+        let len = usize::try_from(u64::from_le_bytes(*len.first_chunk::<8>()?)).ok()?;
+        let start = frame + FRAME;
+        self.data.get(start..start.checked_add(len)?).map(Some)
     }
 
     /// Starts loading the index line that a lookup of `id` reads, without
@@ -613,33 +678,37 @@ impl<'a> StoreView<'a> {
         }
     }
 
-    /// Where the frame that a lookup of `hash` will most likely read is:
-    /// the first slot of the home bucket with the id's tag.
+    /// Bucket number `bucket` of the index.
+    #[inline]
+    fn bucket(&self, ix: &BucketIndex, bucket: usize) -> Result<&'a [u8; BUCKET], StoreError> {
+        let at = ix.buckets + bucket * BUCKET;
+        self.bytes
+            .get(at..at + BUCKET)
+            .and_then(|b| b.try_into().ok())
+            .ok_or(StoreError::BadSlot { offset: at as u64 })
+    }
+
+    /// Starts loading the frame that a lookup of `hash` will most likely
+    /// read: the first slot of the home bucket with the id's tag.
     #[inline]
     fn prefetch_entry(&self, ix: &BucketIndex, hash: u64) {
-        let bucket = layout::home_bucket(hash, ix.home) as usize;
-        let at = ix.buckets + bucket * BUCKET;
-        let Some(Ok(slots)) = self
-            .bytes
-            .get(at..at + BUCKET)
-            .map(<&[u8; BUCKET]>::try_from)
-        else {
+        let home = layout::home_bucket(hash, ix.home) as usize;
+        let Ok(bucket) = self.bucket(ix, home) else {
             return;
         };
-        let tag = layout::tag(hash);
-        for slot in slots.as_chunks::<8>().0 {
-            let slot = u64::from_le_bytes(*slot);
-            if slot >> OFFSET_BITS == tag && slot != 0 {
-                // The frame and the first bytes of the data; a frame that
-                // straddles two lines gets both.
-                let frame = (slot & MAX_OFFSET) as usize;
-                if let Some(byte) = self.bytes.get(frame) {
-                    prefetch::line(byte);
-                }
-                if let Some(byte) = self.bytes.get(frame + FRAME + 7) {
-                    prefetch::line(byte);
-                }
-                return;
+        let matches = tag_lanes(bucket, layout::tag(hash));
+        if matches == 0 {
+            return;
+        }
+        if let Some(frame) = slot_offset(bucket, lane(matches)) {
+            // The frame and the first bytes of the data; a frame that
+            // straddles two lines gets both.
+            let frame = frame as usize;
+            if let Some(byte) = self.bytes.get(frame) {
+                prefetch::line(byte);
+            }
+            if let Some(byte) = self.bytes.get(frame + FRAME + 7) {
+                prefetch::line(byte);
             }
         }
     }
@@ -671,7 +740,10 @@ impl<'a> StoreView<'a> {
         Ok(Some(&self.bytes[data..end]))
     }
 
-    #[inline]
+    /// Every version-3 lookup, careful about everything (and the one that
+    /// names the damage).
+    #[cold]
+    #[inline(never)]
     fn probe_buckets(
         &self,
         ix: &BucketIndex,
@@ -683,27 +755,25 @@ impl<'a> StoreView<'a> {
         // `home < ix.home <= ix.total` and `max_probe < ix.total`, checked
         // at parse, so neither sum overflows.
         let last = (home + ix.max_probe).min(ix.total - 1);
-        for bucket in home..=last {
-            let at = ix.buckets + bucket * BUCKET;
-            let slots = self
-                .bytes
-                .get(at..at + BUCKET)
-                .ok_or(StoreError::BadSlot { offset: at as u64 })?;
-            for (k, slot) in slots.as_chunks::<8>().0.iter().enumerate() {
-                let slot = u64::from_le_bytes(*slot);
-                if slot == 0 {
-                    return Ok(None);
-                }
-                if slot >> OFFSET_BITS != tag {
-                    continue;
-                }
+        for number in home..=last {
+            let bucket = self.bucket(ix, number)?;
+            let mut matches = tag_lanes(bucket, tag);
+            while matches != 0 {
+                let k = lane(matches);
+                matches &= matches - 1;
                 let bad = StoreError::BadSlot {
-                    offset: (at + 8 * k) as u64,
+                    offset: (ix.buckets + number * BUCKET + layout::TAGS + 2 * k) as u64,
                 };
-                let frame = usize::try_from(slot & MAX_OFFSET).map_err(|_| bad)?;
+                let frame = slot_offset(bucket, k).ok_or(bad)?;
+                let frame = usize::try_from(frame).map_err(|_| bad)?;
                 if let Some(data) = self.frame_with_id(frame, key, bad)? {
                     return Ok(Some(data));
                 }
+            }
+            // Filled slots come first: a bucket whose last slot is empty
+            // was never full, so the id did not spill past it.
+            if !bucket_full(bucket) {
+                return Ok(None);
             }
         }
         Ok(None)
@@ -835,24 +905,31 @@ impl<'a> StoreView<'a> {
         let table = &self.bytes[ix.buckets..ix.buckets + ix.total * BUCKET];
         for (b, bucket) in table.as_chunks::<BUCKET>().0.iter().enumerate() {
             let mut ended = false;
-            for (k, slot) in bucket.as_chunks::<8>().0.iter().enumerate() {
+            for k in 0..layout::BUCKET_SLOTS {
                 let bad = StoreError::BadSlot {
-                    offset: (ix.buckets + b * BUCKET + 8 * k) as u64,
+                    offset: (ix.buckets + b * BUCKET + layout::TAGS + 2 * k) as u64,
                 };
-                let slot = u64::from_le_bytes(*slot);
-                if slot == 0 {
+                let tag = u16::from_le_bytes([
+                    bucket[layout::TAGS + 2 * k],
+                    bucket[layout::TAGS + 2 * k + 1],
+                ]);
+                let offset = slot_offset(bucket, k).ok_or(bad)?;
+                if tag == 0 {
+                    if offset != 0 {
+                        return Err(bad);
+                    }
                     ended = true;
                     continue;
                 }
                 if ended {
                     return Err(bad);
                 }
-                let at = to_usize(slot & MAX_OFFSET)?;
+                let at = to_usize(offset)?;
                 let frame = frame_at(&self.bytes[..self.data_end], at).map_err(|_| bad)?;
                 let hash = layout::slot_hash(&frame.id);
                 if at < self.data_start
                     || layout::RESERVED_IDS.contains(&frame.id)
-                    || slot >> OFFSET_BITS != layout::tag(hash)
+                    || tag != layout::tag(hash)
                 {
                     return Err(bad);
                 }
@@ -993,7 +1070,7 @@ impl<'a> Iterator for GetMany<'a, '_> {
         if i + Self::DATA_AHEAD < self.ids.len() {
             view.prefetch_entry(ix, self.hashes[(i + Self::DATA_AHEAD) % RING]);
         }
-        Some(view.probe_buckets(ix, id.as_bytes(), self.hashes[i % RING]))
+        Some(view.probe(ix, id.as_bytes(), self.hashes[i % RING]))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -1003,6 +1080,59 @@ impl<'a> Iterator for GetMany<'a, '_> {
 }
 
 impl ExactSizeIterator for GetMany<'_, '_> {}
+
+/// The lanes of a bucket's tags (eight 16-bit lanes in one 128-bit word)
+/// that equal `tag`: bit `16k + 15` is set for each matching slot `k`. A
+/// branch-free SWAR compare (the slot holding an id sits anywhere in its
+/// bucket, so a compare per slot would mispredict on most lookups, and a
+/// mispredict throws away the lookups the CPU has in flight). The tag is
+/// never 0, so empty slots never match.
+#[inline(always)]
+fn tag_lanes(bucket: &[u8; BUCKET], tag: u16) -> u128 {
+    const ONES: u128 = 0x0001_0001_0001_0001_0001_0001_0001_0001;
+    const LOW15: u128 = 0x7FFF * ONES;
+    let (tags, _) = bucket.split_first_chunk::<16>().unwrap_or((&[0; 16], &[]));
+    let x = u128::from_le_bytes(*tags) ^ (u128::from(tag) * ONES);
+    // A lane's top bit ends up set exactly when the lane is zero: the sum
+    // sets it for every non-zero low part, `| x` for a set top bit, and no
+    // carry crosses lanes (0x7FFF + 0x7FFF < 0x10000).
+    !(((x & LOW15) + LOW15) | x | LOW15)
+}
+
+/// As [`tag_lanes`], in fewer instructions, exact only in its lowest set
+/// lane: the first slot whose tag is `tag` (0 if none). Lanes above a
+/// match may be flagged too (a borrow runs up from a zero lane), which is
+/// why only the lowest is used.
+#[inline(always)]
+fn first_tag_lane(bucket: &[u8; BUCKET], tag: u16) -> u128 {
+    const ONES: u128 = 0x0001_0001_0001_0001_0001_0001_0001_0001;
+    const HIGH: u128 = 0x8000 * ONES;
+    let (tags, _) = bucket.split_first_chunk::<16>().unwrap_or((&[0; 16], &[]));
+    let x = u128::from_le_bytes(*tags) ^ (u128::from(tag) * ONES);
+    x.wrapping_sub(ONES) & !x & HIGH
+}
+
+/// The slot of the lowest lane set in a [`tag_lanes`] result.
+#[inline(always)]
+fn lane(matches: u128) -> usize {
+    (matches.trailing_zeros() / 16) as usize
+}
+
+/// Slot `k`'s frame offset: the 6 bytes at `OFFSETS + 6k`, read as the top
+/// of the 8 bytes ending there (which stay inside the bucket for every k).
+#[inline(always)]
+fn slot_offset(bucket: &[u8; BUCKET], k: usize) -> Option<u64> {
+    let end = layout::OFFSETS + layout::OFFSET_BYTES * (k + 1);
+    let word: &[u8; 8] = bucket.get(end.checked_sub(8)?..end)?.try_into().ok()?;
+    Some(u64::from_le_bytes(*word) >> (8 * (8 - layout::OFFSET_BYTES)))
+}
+
+/// Whether every slot of the bucket is filled (its last tag is not 0).
+#[inline(always)]
+fn bucket_full(bucket: &[u8; BUCKET]) -> bool {
+    let last = layout::TAGS + 2 * (layout::BUCKET_SLOTS - 1);
+    bucket[last] | bucket[last + 1] != 0
+}
 
 /// The workflows of a store in file order: `(id, data)`, or the damage
 /// that stopped the scan (after which the iterator ends).

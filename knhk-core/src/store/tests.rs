@@ -236,6 +236,37 @@ fn the_compact_index_is_small_and_finds_everything() {
 }
 
 #[test]
+fn ids_that_share_a_bucket_and_a_tag_are_told_apart_by_their_frames() {
+    // spread_id(3577) and spread_id(15664) share their home bucket (of 64,
+    // and so of 1) and their 16-bit tag: found by a search over ids.
+    let (a, b) = (spread_id(3577), spread_id(15664));
+    let hash = |id: WorkflowSpecId| layout::slot_hash(id.as_bytes());
+    assert_eq!(layout::tag(hash(a)), layout::tag(hash(b)));
+    assert_eq!(layout::home_bucket(hash(a), 64), 0);
+    assert_eq!(layout::home_bucket(hash(b), 64), 0);
+    let entries = vec![(a, b"first".to_vec()), (b, b"second".to_vec())];
+    let file = write_v3(&entries);
+    let store = StoreView::parse(&file).unwrap();
+    assert_eq!(store.get(&a), Some(&b"first"[..]));
+    assert_eq!(store.get(&b), Some(&b"second"[..]));
+    let many: Vec<_> = store.get_many(&[b, a, b]).collect();
+    assert_eq!(
+        many,
+        vec![
+            Ok(Some(&b"second"[..])),
+            Ok(Some(&b"first"[..])),
+            Ok(Some(&b"second"[..]))
+        ]
+    );
+    // A third id with the same tag but absent is a miss.
+    assert_eq!(
+        StoreView::parse(&write_v3(&entries[..1])).unwrap().get(&b),
+        None
+    );
+    store.verify().unwrap();
+}
+
+#[test]
 fn crowded_buckets_spill_into_the_next_ones() {
     // Ids that all share a home bucket (the top bits of the hash): far more
     // than a bucket holds, so lookups must follow the overflow.
@@ -248,8 +279,8 @@ fn crowded_buckets_spill_into_the_next_ones() {
             entries.push((id, n.to_le_bytes().to_vec()));
         }
     }
-    // With 40 entries there are 7 home buckets; ids homed in bucket 0 of 64
-    // are all homed in bucket 0 of 7.
+    // With 40 entries there are 8 home buckets; ids homed in bucket 0 of 64
+    // are all homed in bucket 0 of 8.
     let file = write_v3(&entries);
     let store = StoreView::parse(&file).unwrap();
     for (id, data) in &entries {

@@ -398,8 +398,7 @@ fn lay_out<E>(
     let mut max_probe = 0;
     while bucket < home || next < entries.len() {
         let mut bytes = [0_u8; layout::BUCKET];
-        // A slot is one little-endian u64.
-        for slot in bytes.chunks_exact_mut(8) {
+        for k in 0..layout::BUCKET_SLOTS {
             let Some(entry) = entries.get(next) else {
                 break;
             };
@@ -408,7 +407,11 @@ fn lay_out<E>(
                 break;
             }
             max_probe = max_probe.max(bucket - entry_home);
-            slot.copy_from_slice(&layout::slot_v3(entry.offset, entry.hash).to_le_bytes());
+            let tag = layout::TAGS + 2 * k;
+            bytes[tag..tag + 2].copy_from_slice(&layout::tag(entry.hash).to_le_bytes());
+            let at = layout::OFFSETS + layout::OFFSET_BYTES * k;
+            bytes[at..at + layout::OFFSET_BYTES]
+                .copy_from_slice(&entry.offset.to_le_bytes()[..layout::OFFSET_BYTES]);
             next += 1;
         }
         out(&bytes)?;
