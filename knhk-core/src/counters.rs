@@ -21,6 +21,63 @@ use crate::sync::{
     Ordering::{Acquire, Release},
 };
 
+/// Where task counts go: the three calls an executor or an engine's loop
+/// makes, whatever the counters' layout. [`ExecutorStats`] (shared padded
+/// atomics), a shard's [`ShardWriter`] and the [`SharedWriter`] implement
+/// it, and so does knhk-std's per-thread `ThreadShardedStats`: code that
+/// counts through `&dyn ExecutorCounters` (or a generic `C:
+/// ExecutorCounters`) takes whichever the engine chose.
+///
+/// ```
+/// use knhk_core::counters::{ExecutorCounters, ExecutorStats, ShardedExecutorStats};
+///
+/// fn run_task(counts: &dyn ExecutorCounters, ok: bool) {
+///     counts.inc_active();
+///     if ok { counts.inc_completed() } else { counts.inc_failed() }
+/// }
+///
+/// let shared = ExecutorStats::new();
+/// run_task(&shared, true);
+/// let sharded = ShardedExecutorStats::<4>::new();
+/// run_task(&sharded.claim().unwrap(), false);
+/// assert_eq!((shared.snapshot(), sharded.snapshot()), ((0, 1, 0), (0, 0, 1)));
+/// ```
+pub trait ExecutorCounters {
+    /// A task started.
+    fn inc_active(&self);
+    /// A task completed.
+    fn inc_completed(&self);
+    /// A task failed.
+    fn inc_failed(&self);
+}
+
+macro_rules! counters_by_inherent_methods {
+    ($(impl$([$($generics:tt)*])? for $ty:ty;)*) => {
+        $(
+            impl$(<$($generics)*>)? ExecutorCounters for $ty {
+                #[inline]
+                fn inc_active(&self) {
+                    <$ty>::inc_active(self)
+                }
+                #[inline]
+                fn inc_completed(&self) {
+                    <$ty>::inc_completed(self)
+                }
+                #[inline]
+                fn inc_failed(&self) {
+                    <$ty>::inc_failed(self)
+                }
+            }
+        )*
+    };
+}
+
+counters_by_inherent_methods! {
+    impl for ExecutorStats;
+    impl['s, const N: usize] for ShardWriter<'s, N>;
+    impl['s, const N: usize] for SharedWriter<'s, N>;
+}
+
 /// A consistent-looking view of executor counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

@@ -22,12 +22,31 @@ use knhk_core::arena::Arena as CoreArena;
 use knhk_core::patterns::PatternId;
 
 use super::pool::ResourcePool;
-use crate::memory::{PatternExecutorCached, DEFAULT_CAPACITY};
+use crate::memory::{ExecutorCounters, DEFAULT_CAPACITY};
 
 /// What a pattern executor's `execute` can fail with.
 pub type ExecutionError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What one task gets while a pattern executes it.
+///
+/// `stats` takes any [`ExecutorCounters`]: the per-thread
+/// [`ThreadShardedStats`](crate::memory::ThreadShardedStats), which costs a
+/// few nanoseconds a count at any number of threads, or the design
+/// document's shared [`PatternExecutorCached`](crate::memory::PatternExecutorCached),
+/// whose atomics contend once several threads count.
+///
+/// ```
+/// use core::mem::MaybeUninit;
+/// use knhk_std::initialization::TaskContext;
+/// use knhk_std::memory::ThreadShardedStats;
+///
+/// static STATS: ThreadShardedStats = ThreadShardedStats::new();
+/// let mut buf = [MaybeUninit::uninit(); 256];
+/// let arena = knhk_core::arena::Arena::new(&mut buf);
+/// let task = TaskContext { task_id: 7, arena: &arena, stats: &STATS };
+/// task.stats.inc_active();
+/// assert_eq!(STATS.snapshot(), (1, 0, 0));
+/// ```
 pub struct TaskContext<'t, 'a> {
     /// The task's id.
     pub task_id: u64,
@@ -35,7 +54,7 @@ pub struct TaskContext<'t, 'a> {
     /// freed when the batch's arena is reset.
     pub arena: &'t CoreArena<'a>,
     /// The executor statistics to count in.
-    pub stats: &'t PatternExecutorCached,
+    pub stats: &'t dyn ExecutorCounters,
 }
 
 /// A workflow pattern's implementation, provided by the engine.
@@ -515,16 +534,21 @@ mod tests {
     #[test]
     fn executors_run_with_the_task_context() {
         let pool = ResourcePool::new(4096, 1, 1).unwrap();
-        let stats = PatternExecutorCached::new();
-        let arena = pool.checkout().unwrap();
+        let shared = crate::memory::PatternExecutorCached::new();
+        let sharded = crate::memory::ThreadShardedStats::new();
         let executor = Fixed(PatternId(1));
-        let mut task = TaskContext {
-            task_id: 7,
-            arena: &arena,
-            stats: &stats,
-        };
-        executor.execute(&mut task).unwrap();
-        assert_eq!(stats.snapshot(), (0, 1, 0));
-        assert_eq!(arena.used(), 8);
+        // Either kind of statistics goes in the context.
+        for stats in [&shared as &dyn ExecutorCounters, &sharded] {
+            let arena = pool.checkout().unwrap();
+            let mut task = TaskContext {
+                task_id: 7,
+                arena: &arena,
+                stats,
+            };
+            executor.execute(&mut task).unwrap();
+            assert_eq!(arena.used(), 8);
+        }
+        assert_eq!(shared.snapshot(), (0, 1, 0));
+        assert_eq!(sharded.snapshot(), (0, 1, 0));
     }
 }

@@ -11,6 +11,7 @@ use std::fmt;
 use knhk_core::counters::{ShardedExecutorStats, StatsSnapshot};
 
 pub use knhk_core::cache::{CacheAligned, CachePadded};
+use knhk_core::counters::ExecutorCounters;
 pub use knhk_core::counters::ExecutorStats as PatternExecutorCached;
 
 use super::thread_slot::{self, SLOTS};
@@ -59,9 +60,12 @@ macro_rules! per_thread {
             #[doc = $what]
             #[inline]
             pub fn $name(&self) {
-                // SAFETY: the slot index belongs to this thread alone for
-                // the life of the process (thread_slot never reuses one), and
-                // `shards` is private, so nothing claims it.
+                // SAFETY: no two live threads hold the same slot index, and
+                // a slot passes from an exited thread to the next holder
+                // through a release/acquire hand-off (thread_slot), so this
+                // thread is the only writer of shard `i` while it runs and
+                // sees its predecessor's counts. `shards` is private, so
+                // nothing `claim`s the shard.
                 match thread_slot::current().and_then(|i| unsafe { self.shards.writer_unchecked(i) }) {
                     Some(writer) => writer.$name(),
                     None => self.shards.shared().$name(),
@@ -93,6 +97,21 @@ impl ThreadShardedStats {
     /// The counters with names.
     pub fn stats(&self) -> StatsSnapshot {
         self.shards.stats()
+    }
+}
+
+impl ExecutorCounters for ThreadShardedStats {
+    #[inline]
+    fn inc_active(&self) {
+        ThreadShardedStats::inc_active(self);
+    }
+    #[inline]
+    fn inc_completed(&self) {
+        ThreadShardedStats::inc_completed(self);
+    }
+    #[inline]
+    fn inc_failed(&self) {
+        ThreadShardedStats::inc_failed(self);
     }
 }
 

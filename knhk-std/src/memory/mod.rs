@@ -23,4 +23,4 @@ pub use allocator::{
 pub use arena::{Arena, ArenaAllocator, ArenaBox, ResetError, DEFAULT_CAPACITY};
 pub use cache_aligned::{CacheAligned, CachePadded, PatternExecutorCached, ThreadShardedStats};
 pub use knhk_core::arena::{ArenaError, Checkpoint, Rejected};
-pub use knhk_core::counters::{ExecutorStats, StatsSnapshot};
+pub use knhk_core::counters::{ExecutorCounters, ExecutorStats, StatsSnapshot};
