@@ -1,5 +1,6 @@
-//! Criterion benches for the arena cases of the report (section `arena`),
-//! over the same workload functions:
+//! Criterion benches for the arena cases of the report (section `arena`)
+//! and the engine's hot loop (section `engine`, one worker), over the same
+//! workload functions and driver:
 //!
 //! ```text
 //! cargo bench -p knhk-benches --bench memory_benchmarks
@@ -90,5 +91,60 @@ fn reset(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, alloc, reset);
+/// The engine's loop, one batch of 1000 tasks on one worker, per stack
+/// (the report's `engine/batch/1`).
+fn engine(c: &mut Criterion) {
+    use knhk_benches::engine::{
+        self, batch_ids, run_batch, HandPlain, HandTuned, KnhkStack, Lookups, Scratch, Stack,
+        TASKS_PER_BATCH,
+    };
+    fn bench<S: Stack>(
+        group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+        name: &str,
+        stack: &S,
+        ids: &[knhk_core::WorkflowSpecId],
+    ) {
+        let mut worker = stack.worker();
+        let mut scratch = Scratch::default();
+        let mut batches = ids.chunks(TASKS_PER_BATCH).cycle();
+        group.bench_function(BenchmarkId::new(name, 1), |b| {
+            b.iter(|| {
+                let batch = batches.next().expect("cycled");
+                run_batch(stack, &mut worker, &mut scratch, batch)
+            })
+        });
+    }
+    let dir = knhk_benches::report_dir().join("engine-bench");
+    let (knhk_path, plain_path) = engine::files(&dir);
+    let ids = batch_ids(0, 256, engine::SPECS);
+    let mut group = c.benchmark_group("engine/batch");
+    group.throughput(Throughput::Elements(TASKS_PER_BATCH as u64));
+    bench(
+        &mut group,
+        "knhk",
+        &KnhkStack::open(&knhk_path, Lookups::Batched),
+        &ids,
+    );
+    bench(
+        &mut group,
+        "knhk_per_task",
+        &KnhkStack::open(&knhk_path, Lookups::PerTask),
+        &ids,
+    );
+    bench(
+        &mut group,
+        "hand_plain",
+        &HandPlain::open(&plain_path, false),
+        &ids,
+    );
+    bench(
+        &mut group,
+        "hand_tuned",
+        &HandTuned::open(&plain_path, true),
+        &ids,
+    );
+    group.finish();
+}
+
+criterion_group!(benches, alloc, reset, engine);
 criterion_main!(benches);

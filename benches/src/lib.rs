@@ -5,6 +5,7 @@
 //! same process, so their ratios compare like with like. Adding a section is
 //! a new file in `sections/` and one line in [`sections::ALL`].
 
+pub mod engine;
 pub mod harness;
 pub mod heap_count;
 pub mod machine;

@@ -59,6 +59,18 @@ pub enum Target {
         /// Largest acceptable count.
         max: f64,
     },
+    /// A subject's time per op in `case` is at most `max` times its time in
+    /// `base` (one way of doing a thing against another).
+    CaseRatioAtMost {
+        /// Subject.
+        subject: &'static str,
+        /// Case whose time is divided.
+        case: &'static str,
+        /// Case it is divided by.
+        base: &'static str,
+        /// Largest acceptable ratio.
+        max: f64,
+    },
     /// A subject's time per op grows by at most `max` from one case to another.
     Flat {
         /// Subject.
@@ -167,6 +179,19 @@ impl Target {
                 max,
                 true,
             ),
+            Target::CaseRatioAtMost {
+                subject,
+                case,
+                base,
+                max,
+            } => (
+                format!("{subject}: {case} / {base} <= {max}"),
+                time(rows, section, case, subject)
+                    .zip(time(rows, section, base, subject))
+                    .map(|(a, b)| a / b),
+                max,
+                true,
+            ),
             Target::Flat {
                 subject,
                 from,
@@ -238,6 +263,14 @@ mod tests {
         }
         .check("s", &rows);
         assert_eq!(r.met, Some(true));
+        let r = Target::CaseRatioAtMost {
+            subject: "knhk",
+            case: "a/9",
+            base: "a/1",
+            max: 1.1,
+        }
+        .check("s", &rows);
+        assert_eq!((r.measured, r.met), (Some(1.2), Some(false)));
         let r = Target::TicksAtMost {
             case: "a/1",
             subject: "knhk",

@@ -11,6 +11,7 @@ use crate::targets::Target;
 pub mod alloc_stats;
 pub mod allocations;
 pub mod arena;
+pub mod engine;
 pub mod false_sharing;
 pub mod kernels;
 pub mod pool;
@@ -19,6 +20,7 @@ pub mod store;
 
 /// Every section, in report order.
 pub const ALL: &[Section] = &[
+    engine::SECTION,
     arena::SECTION,
     kernels::SECTION,
     false_sharing::SECTION,
