@@ -374,12 +374,19 @@ impl<'a> StoreView<'a> {
         let home = field(trailer::INDEX_CAPACITY)?;
         let max_probe = to_usize(field(trailer::MAX_PROBE)?)?;
         let checksum = field(trailer::INDEX_CHECKSUM)?;
-        let index = frame_at(bytes, index_frame).map_err(|_| bad("index offset"))?;
+        // The index and the checksum table fill the space between the
+        // index frame and the trailer, so their shape follows from the
+        // trailer's numbers alone: opening touches no page but the
+        // trailer's and the header's. `verify` reads their frames.
+        let sums_len = entry_count.checked_mul(8).ok_or(bad("entry count"))?;
         let padding = layout::index_padding(index_frame as u64) as usize;
-        if index.id != layout::INDEX_ID || index.len < padding {
-            return Err(bad("index offset"));
-        }
-        let table = index.len - padding;
+        let buckets = index_frame
+            .checked_add(FRAME + padding)
+            .filter(|&b| b <= at)
+            .ok_or(bad("index offset"))?;
+        let table = (at - buckets)
+            .checked_sub(FRAME + sums_len)
+            .ok_or(bad("index offset"))?;
         if !table.is_multiple_of(BUCKET) {
             return Err(bad("index offset"));
         }
@@ -396,26 +403,20 @@ impl<'a> StoreView<'a> {
         {
             return Err(bad("entry count"));
         }
-        let sums = frame_at(bytes, index.next).map_err(|_| bad("checksum table"))?;
-        if sums.id != layout::CHECKSUMS_ID
-            || Some(sums.len) != entry_count.checked_mul(8)
-            || sums.next != at
-        {
-            return Err(bad("checksum table"));
-        }
+        let sums = buckets + table + FRAME;
         let data_start =
             StoreView::header(bytes, layout::VERSION, index_frame).ok_or(bad("header"))?;
         Ok(StoreView {
             bytes,
             version: Version::V3,
             index: Some(Index::Buckets(BucketIndex {
-                buckets: index.data + padding,
+                buckets,
                 home,
                 total,
                 max_probe,
                 entry_count,
                 frame: index_frame,
-                sums: sums.data,
+                sums,
                 checksum,
                 trailer: at,
             })),
@@ -688,31 +689,6 @@ impl<'a> StoreView<'a> {
             .ok_or(StoreError::BadSlot { offset: at as u64 })
     }
 
-    /// Starts loading the frame that a lookup of `hash` will most likely
-    /// read: the first slot of the home bucket with the id's tag.
-    #[inline]
-    fn prefetch_entry(&self, ix: &BucketIndex, hash: u64) {
-        let home = layout::home_bucket(hash, ix.home) as usize;
-        let Ok(bucket) = self.bucket(ix, home) else {
-            return;
-        };
-        let matches = tag_lanes(bucket, layout::tag(hash));
-        if matches == 0 {
-            return;
-        }
-        if let Some(frame) = slot_offset(bucket, lane(matches)) {
-            // The frame and the first bytes of the data; a frame that
-            // straddles two lines gets both.
-            let frame = frame as usize;
-            if let Some(byte) = self.bytes.get(frame) {
-                prefetch::line(byte);
-            }
-            if let Some(byte) = self.bytes.get(frame + FRAME + 7) {
-                prefetch::line(byte);
-            }
-        }
-    }
-
     /// The data of the frame at `offset`, if it is a data frame with id
     /// `key`; `Err` if the offset or the frame's length leave the data.
     #[inline]
@@ -888,6 +864,19 @@ impl<'a> StoreView<'a> {
                 offset: ix.frame as u64,
             });
         }
+        // The two frames whose shape parsing took from the trailer.
+        let bad = |field| StoreError::BadTrailer {
+            offset: ix.trailer as u64,
+            field,
+        };
+        let index = frame_at(self.bytes, ix.frame).map_err(|_| bad("index offset"))?;
+        if index.id != layout::INDEX_ID || index.next != ix.buckets + ix.total * BUCKET {
+            return Err(bad("index offset"));
+        }
+        let sums = frame_at(self.bytes, index.next).map_err(|_| bad("checksum table"))?;
+        if sums.id != layout::CHECKSUMS_ID || sums.data != ix.sums || sums.next != ix.trailer {
+            return Err(bad("checksum table"));
+        }
         if self.bytes[ix.frame + FRAME..ix.buckets]
             .iter()
             .any(|&b| b != 0)
@@ -1008,16 +997,43 @@ impl<'a> StoreView<'a> {
 
 /// The lookups of a batch of ids, in order, with their memory latency
 /// overlapped: made by [`StoreView::get_many`].
+///
+/// A pipeline of three stages over a ring of the lookups in flight: the id
+/// [`INDEX_AHEAD`](Self::INDEX_AHEAD) places ahead is hashed and its index
+/// bucket prefetched; the one [`DATA_AHEAD`](Self::DATA_AHEAD) ahead reads
+/// its bucket (arrived by then), notes which frame it points at (or that
+/// the id is absent), and prefetches that frame; the current one checks
+/// its frame's id and hands out the data. Anything unusual takes the
+/// careful lookup of [`StoreView::try_get`].
 #[derive(Clone, Debug)]
 pub struct GetMany<'a, 'i> {
     view: StoreView<'a>,
     ids: &'i [WorkflowSpecId],
     next: usize,
-    /// The hash of `ids[i]` at `i % RING`, for the lookups in flight.
-    hashes: [u64; RING],
+    /// The lookup of `ids[i]`, at `i % RING`.
+    ring: [InFlight; RING],
 }
 
 const RING: usize = 32;
+
+/// A lookup on its way through [`GetMany`]'s pipeline.
+#[derive(Clone, Copy, Debug, Default)]
+struct InFlight {
+    hash: u64,
+    found: Ahead,
+}
+
+/// What a lookup's bucket said, read a few lookups ahead.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Ahead {
+    /// Not read yet, or it needs the careful lookup.
+    #[default]
+    Ask,
+    /// No slot with the id's tag, in a bucket that is not full.
+    Absent,
+    /// The frame that the only candidate slot points at.
+    Frame(usize),
+}
 
 impl<'a, 'i> GetMany<'a, 'i> {
     /// How many lookups ahead the index line is loaded.
@@ -1031,19 +1047,88 @@ impl<'a, 'i> GetMany<'a, 'i> {
             view,
             ids,
             next: 0,
-            hashes: [0; RING],
+            ring: [InFlight::default(); RING],
         };
         if let Some(Index::Buckets(ix)) = view.index {
-            for (i, id) in ids.iter().take(Self::INDEX_AHEAD).enumerate() {
-                let hash = layout::slot_hash(id.as_bytes());
-                many.hashes[i % RING] = hash;
-                view.prefetch_bucket(&ix, hash);
+            for i in 0..ids.len().min(Self::INDEX_AHEAD) {
+                many.hash_ahead(&ix, i);
             }
             for i in 0..ids.len().min(Self::DATA_AHEAD) {
-                view.prefetch_entry(&ix, many.hashes[i % RING]);
+                many.read_ahead(&ix, i);
             }
         }
         many
+    }
+
+    /// Stage one for `ids[i]`: hash it, prefetch its bucket.
+    #[inline(always)]
+    fn hash_ahead(&mut self, ix: &BucketIndex, i: usize) {
+        if let Some(id) = self.ids.get(i) {
+            let hash = layout::slot_hash(id.as_bytes());
+            self.ring[i % RING] = InFlight {
+                hash,
+                found: Ahead::Ask,
+            };
+            self.view.prefetch_bucket(ix, hash);
+        }
+    }
+
+    /// Stage two for `ids[i]`: read its bucket, note the frame (and
+    /// prefetch it) or the absence.
+    #[inline(always)]
+    fn read_ahead(&mut self, ix: &BucketIndex, i: usize) {
+        let slot = &mut self.ring[i % RING];
+        slot.found = self.view.look_ahead(ix, slot.hash);
+    }
+}
+
+impl<'a> StoreView<'a> {
+    /// What the home bucket of `hash` says, with the frame prefetched.
+    #[inline(always)]
+    fn look_ahead(&self, ix: &BucketIndex, hash: u64) -> Ahead {
+        let home = layout::home_bucket(hash, ix.home) as usize;
+        let Ok(bucket) = self.bucket(ix, home) else {
+            return Ahead::Ask;
+        };
+        let matches = first_tag_lane(bucket, layout::tag(hash));
+        if matches == 0 {
+            return if bucket_full(bucket) {
+                Ahead::Ask
+            } else {
+                Ahead::Absent
+            };
+        }
+        let Some(frame) = slot_offset(bucket, lane(matches)) else {
+            return Ahead::Ask;
+        };
+        let frame = frame as usize;
+        // The frame and the first bytes of the data; a frame that
+        // straddles two lines gets both.
+        if let Some(byte) = self.data.get(frame) {
+            prefetch::line(byte);
+        }
+        if let Some(byte) = self.data.get(frame + FRAME + 7) {
+            prefetch::line(byte);
+        }
+        Ahead::Frame(frame)
+    }
+
+    /// The data of the frame at `frame` if it is `key`'s and lies within
+    /// the data; `None` for the careful lookup to sort out.
+    #[inline(always)]
+    fn frame_data(&self, frame: usize, key: &[u8; 16]) -> Option<&'a [u8]> {
+        let head: &[u8; FRAME] = self
+            .data
+            .get(frame..frame.checked_add(FRAME)?)?
+            .try_into()
+            .ok()?;
+        let (id, len) = head.split_first_chunk::<16>()?;
+        if id != key || frame < self.data_start {
+            return None;
+        }
+        let len = usize::try_from(u64::from_le_bytes(*len.first_chunk::<8>()?)).ok()?;
+        let start = frame + FRAME;
+        self.data.get(start..start.checked_add(len)?)
     }
 }
 
@@ -1055,22 +1140,27 @@ impl<'a> Iterator for GetMany<'a, '_> {
         let i = self.next;
         let id = self.ids.get(i)?;
         self.next = i + 1;
-        let view = &self.view;
-        let Some(Index::Buckets(ix)) = &view.index else {
+        let Some(Index::Buckets(ix)) = self.view.index else {
             if let Some(ahead) = self.ids.get(i + Self::INDEX_AHEAD) {
-                view.prefetch(ahead);
+                self.view.prefetch(ahead);
             }
-            return Some(view.try_get(id));
+            return Some(self.view.try_get(id));
         };
-        if let Some(ahead) = self.ids.get(i + Self::INDEX_AHEAD) {
-            let hash = layout::slot_hash(ahead.as_bytes());
-            self.hashes[(i + Self::INDEX_AHEAD) % RING] = hash;
-            view.prefetch_bucket(ix, hash);
-        }
+        self.hash_ahead(&ix, i + Self::INDEX_AHEAD);
         if i + Self::DATA_AHEAD < self.ids.len() {
-            view.prefetch_entry(ix, self.hashes[(i + Self::DATA_AHEAD) % RING]);
+            self.read_ahead(&ix, i + Self::DATA_AHEAD);
         }
-        Some(view.probe(ix, id.as_bytes(), self.hashes[i % RING]))
+        let current = self.ring[i % RING];
+        let key = id.as_bytes();
+        let quick = match current.found {
+            Ahead::Absent => Some(None),
+            Ahead::Frame(frame) => self.view.frame_data(frame, key).map(Some),
+            Ahead::Ask => None,
+        };
+        Some(match quick {
+            Some(answer) => Ok(answer),
+            None => self.view.probe(&ix, key, current.hash),
+        })
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
