@@ -219,9 +219,32 @@ pub mod trailer {
 /// overwhelming probability); it is not a defence against someone forging a
 /// file.
 pub fn checksum(data: &[u8]) -> u64 {
-    let mut h = Checksum::new(data.len());
-    h.update(data);
-    h.finish()
+    // The same as `Checksum` fed in one piece, written for a whole slice:
+    // no pending buffer to copy through (which keeps a firmware's reader
+    // free of `memcpy`).
+    let mut h = CK2 ^ (data.len() as u64).wrapping_mul(CK1);
+    let (words, tail) = data.as_chunks::<8>();
+    for w in words {
+        h = mix(h, u64::from_le_bytes(*w));
+    }
+    // The last, partial word, zero-padded, little-endian.
+    let last = tail
+        .iter()
+        .rev()
+        .fold(0_u64, |w, &b| (w << 8) | u64::from(b));
+    finish(mix(h, last))
+}
+
+#[inline]
+fn mix(h: u64, w: u64) -> u64 {
+    (h ^ w.wrapping_mul(CK1)).rotate_left(29).wrapping_mul(CK2)
+}
+
+#[inline]
+fn finish(mut h: u64) -> u64 {
+    h ^= h >> 32;
+    h = h.wrapping_mul(CK1);
+    h ^ (h >> 29)
 }
 
 const CK1: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -247,9 +270,7 @@ impl Checksum {
 
     #[inline]
     fn word(&mut self, w: [u8; 8]) {
-        self.h = (self.h ^ u64::from_le_bytes(w).wrapping_mul(CK1))
-            .rotate_left(29)
-            .wrapping_mul(CK2);
+        self.h = mix(self.h, u64::from_le_bytes(w));
     }
 
     /// Adds the next bytes.
@@ -279,10 +300,7 @@ impl Checksum {
         let mut last = [0_u8; 8];
         last[..self.pending_len].copy_from_slice(&self.pending[..self.pending_len]);
         self.word(last);
-        let mut h = self.h;
-        h ^= h >> 32;
-        h = h.wrapping_mul(CK1);
-        h ^ (h >> 29)
+        finish(self.h)
     }
 }
 

@@ -2,20 +2,21 @@
 //! batch overlap their memory latency instead of paying it one by one.
 //!
 //! Only a hint: on targets without a prefetch instruction reachable from
-//! stable Rust, and under Miri, it does nothing, and lookups stay correct.
+//! stable Rust, in kernel builds without SSE, and under Miri, it does
+//! nothing, and lookups stay correct.
 
 /// Starts loading the cache line that holds `byte` into every cache level.
 #[inline(always)]
 pub(crate) fn line(byte: &u8) {
-    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse", not(miri)))]
     {
         use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        // SAFETY: `_mm_prefetch` needs SSE, which every x86_64 CPU has (it
-        // is in the target's baseline). A prefetch is a hint: it reads no
-        // memory architecturally and never faults, and `byte` is a valid
+        // SAFETY: `_mm_prefetch` needs SSE, which this build enables (the
+        // cfg above). A prefetch is a hint: it reads no memory
+        // architecturally and never faults, and `byte` is a valid
         // reference anyway.
         unsafe { _mm_prefetch::<_MM_HINT_T0>(core::ptr::from_ref(byte).cast::<i8>()) };
     }
-    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse", not(miri))))]
     let _ = byte;
 }

@@ -11,9 +11,9 @@
 
 use core::fmt;
 
-use super::layout::{
-    self, trailer, BUCKET, EMPTY, FRAME, SLOT, SLOT_CHECKSUM, SLOT_LEN, SLOT_OFFSET,
-};
+use super::layout::{self, trailer, BUCKET, FRAME};
+#[cfg(feature = "store-v2")]
+use super::layout::{EMPTY, SLOT, SLOT_CHECKSUM, SLOT_LEN, SLOT_OFFSET};
 use super::prefetch;
 use crate::WorkflowSpecId;
 
@@ -104,9 +104,14 @@ impl fmt::Display for StoreError {
                 "truncated store: the entry at offset {offset} needs {needed} bytes, \
                  but only {available} remain"
             ),
-            StoreError::UnsupportedVersion { version } => write!(
+            StoreError::UnsupportedVersion { version } if cfg!(feature = "store-v2") => write!(
                 f,
                 "store format version {version} is not supported (this reader knows 1, 2 and 3)"
+            ),
+            StoreError::UnsupportedVersion { version } => write!(
+                f,
+                "store format version {version} is not supported (this reader knows 1 and 3; \
+                 version 2 needs knhk-core's `store-v2` feature)"
             ),
             StoreError::TrailerChecksum { offset } => write!(
                 f,
@@ -168,6 +173,7 @@ pub enum Version {
 
 #[derive(Clone, Copy, Debug)]
 enum Index {
+    #[cfg(feature = "store-v2")]
     Slots(SlotIndex),
     Buckets(BucketIndex),
 }
@@ -192,6 +198,7 @@ struct BucketIndex {
 }
 
 /// Version 2's index.
+#[cfg(feature = "store-v2")]
 #[derive(Clone, Copy, Debug)]
 struct SlotIndex {
     /// Where the slots start.
@@ -313,6 +320,7 @@ impl<'a> StoreView<'a> {
                 };
                 return match read_u32(bytes, at + FRAME + trailer::VERSION).ok_or(bad)? {
                     layout::VERSION => StoreView::parse_v3(bytes, at),
+                    #[cfg(feature = "store-v2")]
                     layout::VERSION_2 => StoreView::parse_v2(bytes, at),
                     version => Err(StoreError::UnsupportedVersion { version }),
                 };
@@ -346,11 +354,14 @@ impl<'a> StoreView<'a> {
     /// start.
     fn header(bytes: &[u8], version: u32, data_end: usize) -> Option<usize> {
         let header = frame_at(bytes, 0).ok()?;
+        #[cfg(feature = "store-v2")]
         let magic = if version == layout::VERSION_2 {
             layout::HEADER_MAGIC_V2
         } else {
             layout::HEADER_MAGIC
         };
+        #[cfg(not(feature = "store-v2"))]
+        let magic = layout::HEADER_MAGIC;
         let ok = header.id == layout::HEADER_ID
             && header.len == layout::HEADER_LEN
             && bytes.get(header.data..header.data + 8) == Some(&magic[..])
@@ -448,6 +459,7 @@ impl<'a> StoreView<'a> {
         })
     }
 
+    #[cfg(feature = "store-v2")]
     fn parse_v2(bytes: &'a [u8], at: usize) -> Result<StoreView<'a>, StoreError> {
         let offset = at as u64;
         let bad = |field| StoreError::BadTrailer { offset, field };
@@ -518,6 +530,7 @@ impl<'a> StoreView<'a> {
     /// want to advise the kernel to load it.
     pub fn index_range(&self) -> Option<core::ops::Range<usize>> {
         match self.index? {
+            #[cfg(feature = "store-v2")]
             Index::Slots(ix) => Some(ix.slots..ix.slots + ix.capacity * SLOT),
             Index::Buckets(ix) => Some(ix.buckets..ix.buckets + ix.total * BUCKET),
         }
@@ -540,8 +553,14 @@ impl<'a> StoreView<'a> {
     /// In version 3 this reads one 64-byte index bucket (more only when the
     /// home bucket overflowed, which the writer keeps rare) and the entry's
     /// frame, whose id confirms the match.
-    #[inline(always)]
+    ///
+    /// On hosted targets the common case is inlined into the caller (the
+    /// fewer instructions a lookup takes, the more of them the CPU
+    /// overlaps); on bare metal (`target_os = "none"`), where code size
+    /// counts more, every lookup takes the one careful path.
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     pub fn try_get(&self, id: &WorkflowSpecId) -> Result<Option<&'a [u8]>, StoreError> {
+        #[cfg(not(target_os = "none"))]
         if let Some(Index::Buckets(ix)) = &self.index {
             let key = id.as_bytes();
             if let Some(found) = self.probe_common(ix, key, layout::slot_hash(key)) {
@@ -553,12 +572,12 @@ impl<'a> StoreView<'a> {
 
     /// Every lookup the common case does not answer: the older versions,
     /// and the version-3 lookups that need more than one slot or bucket.
-    #[cold]
-    #[inline(never)]
+    #[cfg_attr(not(target_os = "none"), cold, inline(never))]
     fn try_get_carefully(&self, id: &WorkflowSpecId) -> Result<Option<&'a [u8]>, StoreError> {
         let key = id.as_bytes();
         match &self.index {
             Some(Index::Buckets(ix)) => self.probe_buckets(ix, key, layout::slot_hash(key)),
+            #[cfg(feature = "store-v2")]
             Some(Index::Slots(ix)) => self.probe_slots(ix, key),
             None => self.scan(key),
         }
@@ -621,6 +640,7 @@ impl<'a> StoreView<'a> {
         let key = id.as_bytes();
         match &self.index {
             Some(Index::Buckets(ix)) => self.prefetch_bucket(ix, layout::slot_hash(key)),
+            #[cfg(feature = "store-v2")]
             Some(Index::Slots(ix)) => {
                 let slot = layout::slot_hash(key) as usize & (ix.capacity - 1);
                 if let Some(byte) = self.bytes.get(ix.slots + slot * SLOT) {
@@ -755,6 +775,7 @@ impl<'a> StoreView<'a> {
         Ok(None)
     }
 
+    #[cfg(feature = "store-v2")]
     fn probe_slots(&self, ix: &SlotIndex, key: &[u8; 16]) -> Result<Option<&'a [u8]>, StoreError> {
         let mask = ix.capacity - 1;
         let start = layout::slot_hash(key) as usize & mask;
@@ -804,6 +825,7 @@ impl<'a> StoreView<'a> {
     pub fn verify(&self) -> Result<(), StoreError> {
         match self.index {
             None => self.verify_v1(),
+            #[cfg(feature = "store-v2")]
             Some(Index::Slots(ix)) => self.verify_v2(&ix),
             Some(Index::Buckets(ix)) => self.verify_v3(&ix),
         }
@@ -885,64 +907,42 @@ impl<'a> StoreView<'a> {
                 offset: ix.frame as u64,
             });
         }
+        // Every entry is found by a lookup at its own place: distinct
+        // entries through distinct slots. With as many filled slots as
+        // entries, the slots and the entries then correspond one to one, so
+        // every filled slot leads to an entry's frame, whose data must
+        // match the slot's checksum.
         let entries = self.entries_are_indexed()?;
-        // Every filled slot must lead to a data frame that a lookup of its
-        // id finds there, and match that entry's checksum. With the walk
-        // above (every entry found at its own place) and equal counts, the
-        // slots and the entries correspond one to one.
         let mut filled = 0_usize;
         let table = &self.bytes[ix.buckets..ix.buckets + ix.total * BUCKET];
         for (b, bucket) in table.as_chunks::<BUCKET>().0.iter().enumerate() {
-            let mut ended = false;
             for k in 0..layout::BUCKET_SLOTS {
                 let bad = StoreError::BadSlot {
                     offset: (ix.buckets + b * BUCKET + layout::TAGS + 2 * k) as u64,
                 };
-                let tag = u16::from_le_bytes([
-                    bucket[layout::TAGS + 2 * k],
-                    bucket[layout::TAGS + 2 * k + 1],
-                ]);
+                let tag = bucket[layout::TAGS + 2 * k] | bucket[layout::TAGS + 2 * k + 1];
                 let offset = slot_offset(bucket, k).ok_or(bad)?;
                 if tag == 0 {
                     if offset != 0 {
                         return Err(bad);
                     }
-                    ended = true;
                     continue;
                 }
-                if ended {
-                    return Err(bad);
+                filled += 1;
+                if filled > ix.entry_count {
+                    continue; // counted, and refused below
                 }
                 let at = to_usize(offset)?;
                 let frame = frame_at(&self.bytes[..self.data_end], at).map_err(|_| bad)?;
-                let hash = layout::slot_hash(&frame.id);
-                if at < self.data_start
-                    || layout::RESERVED_IDS.contains(&frame.id)
-                    || tag != layout::tag(hash)
-                {
-                    return Err(bad);
-                }
-                let data = &self.bytes[frame.data..frame.next];
-                match self.probe_buckets(ix, &frame.id, hash)? {
-                    Some(found) if found.as_ptr() == data.as_ptr() => {}
-                    _ => return Err(bad),
-                }
-                if filled == ix.entry_count {
-                    return Err(StoreError::BadTrailer {
-                        offset: ix.trailer as u64,
-                        field: "entry count",
-                    });
-                }
-                // `filled < entry_count`: within the checksum table.
-                let stated = read_u64(self.bytes, ix.sums + 8 * filled).ok_or(bad)?;
-                if layout::checksum(data) != stated {
+                // `filled <= entry_count`: within the checksum table.
+                let stated = read_u64(self.bytes, ix.sums + 8 * (filled - 1)).ok_or(bad)?;
+                if layout::checksum(&self.bytes[frame.data..frame.next]) != stated {
                     let id = WorkflowSpecId::from_bytes(frame.id);
                     return Err(StoreError::EntryChecksum {
                         id,
                         offset: at as u64,
                     });
                 }
-                filled += 1;
             }
         }
         if filled != entries || entries != ix.entry_count {
@@ -954,6 +954,7 @@ impl<'a> StoreView<'a> {
         Ok(())
     }
 
+    #[cfg(feature = "store-v2")]
     fn verify_v2(&self, ix: &SlotIndex) -> Result<(), StoreError> {
         let slots = &self.bytes[ix.slots..ix.slots + ix.capacity * SLOT];
         if layout::checksum(slots) != ix.checksum {

@@ -47,6 +47,7 @@ fn write_v3(entries: &[(WorkflowSpecId, Vec<u8>)]) -> Vec<u8> {
 
 /// Version 2, as knhk wrote it before version 3, written by hand from
 /// docs/store-format.md.
+#[cfg_attr(not(feature = "store-v2"), allow(dead_code))]
 fn write_v2(entries: &[(WorkflowSpecId, Vec<u8>)]) -> Vec<u8> {
     let frame = |out: &mut Vec<u8>, id: &[u8; 16], data: &[u8]| {
         out.extend_from_slice(id);
@@ -161,6 +162,15 @@ fn version_3_round_trips_and_opens_without_scanning() {
 }
 
 #[test]
+#[cfg(not(feature = "store-v2"))]
+fn version_2_files_are_refused_by_name_without_the_feature() {
+    let err = StoreView::parse(&write_v2(&sample())).unwrap_err();
+    assert_eq!(err, StoreError::UnsupportedVersion { version: 2 });
+    assert!(err.to_string().contains("store-v2"), "{err}");
+}
+
+#[test]
+#[cfg(feature = "store-v2")]
 fn version_2_files_still_read_and_verify() {
     let file = write_v2(&sample());
     let store = StoreView::parse(&file).unwrap();
@@ -399,7 +409,11 @@ fn exercise(bytes: &[u8]) -> bool {
 
 #[test]
 fn every_single_byte_change_is_caught_and_never_panics() {
-    for (version, file) in [(3, write_v3(&sample())), (2, write_v2(&sample()))] {
+    let mut files = vec![(3, write_v3(&sample()))];
+    if cfg!(feature = "store-v2") {
+        files.push((2, write_v2(&sample())));
+    }
+    for (version, file) in files {
         assert!(exercise(&file));
         let step = if cfg!(miri) { 11 } else { 1 };
         for i in (0..file.len()).step_by(step) {
@@ -417,7 +431,11 @@ fn every_single_byte_change_is_caught_and_never_panics() {
 
 #[test]
 fn every_truncation_is_an_error_or_a_shorter_valid_v1_list() {
-    for file in [write_v3(&sample()), write_v2(&sample())] {
+    let mut files = vec![write_v3(&sample())];
+    if cfg!(feature = "store-v2") {
+        files.push(write_v2(&sample()));
+    }
+    for file in files {
         let step = if cfg!(miri) { 7 } else { 1 };
         for len in (0..file.len()).step_by(step) {
             // A cut at a frame boundary is a valid (shorter) version-1 list;
@@ -515,7 +533,11 @@ proptest! {
 
     #[test]
     fn round_trips(entries in entries_strategy(), probe in any::<[u8; 16]>()) {
-        for file in [write_v3(&entries), write_v2(&entries), write_v1(&entries)] {
+        let mut files = vec![write_v3(&entries), write_v1(&entries)];
+        if cfg!(feature = "store-v2") {
+            files.push(write_v2(&entries));
+        }
+        for file in files {
             let store = StoreView::parse(&file).unwrap();
             prop_assert_eq!(store.len(), entries.len());
             for (id, data) in &entries {
