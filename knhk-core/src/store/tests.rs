@@ -223,9 +223,9 @@ fn the_compact_index_is_small_and_finds_everything() {
     let mixed: Vec<_> = (0..200)
         .map(|i| {
             if i % 3 == 0 {
-                misses[i]
+                misses[i % misses.len()]
             } else {
-                entries[i * 7].0
+                entries[i * 7 % entries.len()].0
             }
         })
         .collect();
