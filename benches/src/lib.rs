@@ -9,6 +9,7 @@ pub mod engine;
 pub mod harness;
 pub mod heap_count;
 pub mod machine;
+pub mod native;
 pub mod output;
 pub mod sections;
 pub mod targets;

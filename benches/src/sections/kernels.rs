@@ -1,8 +1,9 @@
 //! Section `kernels`: knhk's slice kernels against the straightforward
-//! iterator code (`naive`) on the default target, no `-C target-cpu`, and
-//! against `memchr::memchr` scanning the same bytes for an absent byte at
-//! 16M elements: that is the machine's read bandwidth, the ceiling for a
-//! kernel that reads its input once.
+//! iterator code, built for the default target (`naive`) and for this
+//! CPU's SIMD features as `-C target-cpu=native` would (`naive_native`,
+//! see [`crate::native`]), and against `memchr::memchr` scanning the same
+//! bytes for an absent byte at 16M elements: that is the machine's read
+//! bandwidth, the ceiling for a kernel that reads its input once.
 
 use std::hint::black_box;
 
@@ -11,44 +12,71 @@ use knhk_std::performance::simd::pattern_matching::vectorized_pattern_filter;
 
 use super::{Context, Section};
 use crate::harness::SideBySide;
+use crate::native;
 use crate::targets::Target;
 
 /// The kernels section.
 pub const SECTION: Section = Section {
     name: "kernels",
-    about: "count/any/filter over u32, sum/max/variance over u64: knhk vs naive vs memchr",
+    about: "count/any/filter over u32, sum/max/min/variance over u64: knhk vs naive (default and native builds) vs memchr",
     run,
     targets: &TARGETS,
 };
 
-const TARGETS: [Target; 17] = [
-    Target::ratio_at_most("count_u32/10000", "knhk", "naive", 1.0 / 3.0),
-    Target::ratio_at_most("max_u64/10000", "knhk", "naive", 1.0 / 8.0),
-    Target::ratio_at_most("any_u32/10000", "knhk", "naive", 1.0 / 3.0),
-    Target::ratio_at_most("filter_u32/10000", "knhk", "naive", 0.5),
-    Target::ratio_at_most("variance_u64/10000", "knhk", "naive", 1.5),
+/// knhk against the native build of the naive code, for each operation:
+/// at most as slow at 1000, 10,000 and 1,000,000, and at most 1.1x at 100.
+macro_rules! against_native {
+    ($($op:literal),*) => {
+        [$(
+            Target::ratio_at_most(concat!($op, "/100"), "knhk", "naive_native", 1.1),
+            Target::ratio_at_most(concat!($op, "/1000"), "knhk", "naive_native", 1.0),
+            Target::ratio_at_most(concat!($op, "/10000"), "knhk", "naive_native", 1.0),
+            Target::ratio_at_most(concat!($op, "/1000000"), "knhk", "naive_native", 1.0),
+        )*]
+    };
+}
+
+const NATIVE: [Target; 28] = against_native!(
+    "count_u32",
+    "any_u32",
+    "filter_u32",
+    "sum_u64",
+    "max_u64",
+    "min_u64",
+    "variance_u64"
+);
+
+const OTHERS: [Target; 9] = [
+    Target::ratio_at_most("filter_u32/10000", "knhk", "naive_native", 0.5),
     Target::ratio_at_most("count_u32/16000000", "knhk", "memchr", 1.15),
     Target::ratio_at_most("any_u32/16000000", "knhk", "memchr", 1.15),
-    Target::ratio_at_most("filter_u32/16000000", "knhk", "memchr", 1.15),
     Target::ratio_at_most("sum_u64/16000000", "knhk", "memchr", 1.15),
     Target::ratio_at_most("max_u64/16000000", "knhk", "memchr", 1.15),
-    Target::ratio_at_most("variance_u64/16000000", "knhk", "memchr", 1.15),
-    Target::ratio_at_most("count_u32/100", "knhk", "naive", 1.0),
-    Target::ratio_at_most("any_u32/100", "knhk", "naive", 1.0),
-    Target::ratio_at_most("filter_u32/100", "knhk", "naive", 1.0),
-    Target::ratio_at_most("sum_u64/100", "knhk", "naive", 1.0),
-    Target::ratio_at_most("max_u64/100", "knhk", "naive", 1.0),
-    Target::ratio_at_most("variance_u64/100", "knhk", "naive", 1.0),
+    Target::ratio_at_most("count_u32/10000", "knhk", "naive", 1.0 / 3.0),
+    Target::ratio_at_most("max_u64/10000", "knhk", "naive", 1.0 / 8.0),
+    Target::ratio_at_most("filter_u32/10000", "knhk", "naive", 0.5),
+    Target::ratio_at_most("variance_u64/10000", "knhk", "naive", 1.5),
 ];
+
+const TARGETS: [Target; 37] = {
+    let mut all = [OTHERS[0]; 37];
+    let mut i = 0;
+    while i < NATIVE.len() {
+        all[i] = NATIVE[i];
+        i += 1;
+    }
+    while i < all.len() {
+        all[i] = OTHERS[i - NATIVE.len()];
+        i += 1;
+    }
+    all
+};
 
 const BIG: usize = 16_000_000;
 
-fn sizes(quick: bool) -> &'static [usize] {
-    if quick {
-        &[100, 10_000, BIG]
-    } else {
-        &[100, 1000, 10_000, 1_000_000, BIG]
-    }
+/// Every size a target names; `--quick` takes fewer, shorter samples.
+fn sizes(_quick: bool) -> &'static [usize] {
+    &[100, 1000, 10_000, 1_000_000, BIG]
 }
 
 /// A xorshift generator: data the branch predictor cannot learn.
@@ -73,7 +101,12 @@ fn run(ctx: &mut Context) {
     let cfg = ctx.cfg;
     let sizes = sizes(cfg.quick);
     let with_memchr = sizes.iter().filter(|&&n| n == BIG).count();
-    ctx.begin(SECTION.name, 6 * (2 * sizes.len() + with_memchr));
+    ctx.begin(SECTION.name, 7 * (3 * sizes.len() + with_memchr));
+    eprintln!(
+        "           kernels: knhk uses {}; naive_native is the {:?} build",
+        kernels::active_instruction_set(),
+        native::tier()
+    );
 
     let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
     // Pattern ids 1..=7: the filter's 1-in-7 matches come at random.
@@ -110,6 +143,7 @@ fn run(ctx: &mut Context) {
             id_probe,
             || kernels::vectorized_pattern_count(black_box(ids), HIT),
             || black_box(ids).iter().filter(|&&x| x == HIT).count(),
+            || native::count_u32(black_box(ids), HIT),
         );
         kernel_case(
             ctx,
@@ -119,6 +153,7 @@ fn run(ctx: &mut Context) {
             id_probe,
             || kernels::vectorized_pattern_any(black_box(ids), ABSENT),
             || black_box(ids).contains(&ABSENT),
+            || native::any_u32(black_box(ids), ABSENT),
         );
         kernel_case(
             ctx,
@@ -136,6 +171,7 @@ fn run(ctx: &mut Context) {
                 }
                 out.len()
             },
+            || native::filter_u32(black_box(ids), HIT).len(),
         );
         let value_bytes = as_bytes(values);
         kernel_case(
@@ -145,7 +181,12 @@ fn run(ctx: &mut Context) {
             value_bytes,
             value_probe,
             || kernels::vectorized_sum_u64(black_box(values)) as u64,
-            || black_box(values).iter().sum::<u64>(),
+            || {
+                black_box(values)
+                    .iter()
+                    .fold(0_u64, |s, &x| s.wrapping_add(x))
+            },
+            || native::sum_u64(black_box(values)),
         );
         kernel_case(
             ctx,
@@ -155,6 +196,17 @@ fn run(ctx: &mut Context) {
             value_probe,
             || kernels::vectorized_max_u64(black_box(values)),
             || black_box(values).iter().copied().max(),
+            || native::max_u64(black_box(values)),
+        );
+        kernel_case(
+            ctx,
+            "min_u64",
+            n,
+            value_bytes,
+            value_probe,
+            || kernels::vectorized_min_u64(black_box(values)),
+            || black_box(values).iter().copied().min(),
+            || native::min_u64(black_box(values)),
         );
         kernel_case(
             ctx,
@@ -168,12 +220,15 @@ fn run(ctx: &mut Context) {
                 let mean = xs.iter().map(|&x| x as f64).sum::<f64>() / xs.len() as f64;
                 Some(xs.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / xs.len() as f64)
             },
+            || native::variance_u64(black_box(values)),
         );
     }
 }
 
-/// One case: knhk and naive (and memchr over `bytes` for `probe`, at 16M).
-fn kernel_case<R>(
+/// One case: knhk, naive and naive_native (and memchr over `bytes` for
+/// `probe`, at 16M).
+#[allow(clippy::too_many_arguments)] // three subjects and the case's facts
+fn kernel_case<R, S>(
     ctx: &mut Context,
     operation: &str,
     n: usize,
@@ -181,6 +236,7 @@ fn kernel_case<R>(
     probe: Option<u8>,
     knhk: impl Fn() -> R,
     naive: impl Fn() -> R,
+    naive_native: impl Fn() -> S,
 ) {
     let cfg = ctx.cfg;
     let ops = n as u64;
@@ -190,6 +246,9 @@ fn kernel_case<R>(
         })
         .batch(cfg, "naive", ops, || {
             black_box(naive());
+        })
+        .batch(cfg, "naive_native", ops, || {
+            black_box(naive_native());
         });
     if let Some(byte) = probe {
         side = side.batch(cfg, "memchr", ops, move || {

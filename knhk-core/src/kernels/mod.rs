@@ -9,7 +9,7 @@
 //!
 //! | target | what runs |
 //! |---|---|
-//! | x86_64 | the portable code as SSE2; AVX2 (or SSE4.2 for `u64` max/min) when CPUID reports it, detected once and cached, in `no_std` too |
+//! | x86_64 | the portable code as SSE2; AVX-512 (F, BW, VL, DQ), AVX2, or SSE4.2 for `u64` max/min, when CPUID and XCR0 report it, detected once and cached, in `no_std` too; [`cap_instruction_set`] lowers the tier |
 //! | aarch64 | the portable code, which LLVM vectorises with NEON (always present) |
 //! | thumbv7em, riscv32, other targets without SIMD | the portable code as unrolled scalar code |
 //! | `x86_64-unknown-none` (kernels), or feature `no-simd` | the portable code only, no run-time dispatch |
@@ -54,17 +54,28 @@ use crate::PatternId;
 use exact::U256;
 use portable::CHUNK;
 
-/// Calls the x86 variant for the detected level where the dispatch layer
+/// Whether this build has the x86 dispatch layer (written once here).
+macro_rules! with_dispatch {
+    ($($item:item)*) => {$(
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2", not(miri), not(feature = "no-simd")))]
+        $item
+    )*};
+}
+
+/// Calls the x86 variant for the level in use where the dispatch layer
 /// exists, else the portable code.
 macro_rules! dispatch {
-    (avx2: $avx2:expr, $(sse42: $sse42:expr, baseline: $base:expr,)? portable: $portable:expr) => {{
+    (avx512: $avx512:expr, avx2: $avx2:expr, $(sse42: $sse42:expr, baseline: $base:expr,)? portable: $portable:expr) => {{
         #[cfg(all(target_arch = "x86_64", target_feature = "sse2", not(miri), not(feature = "no-simd")))]
         {
             match x86::level() {
-                // SAFETY: `level()` reported AVX2 (with OS support) on this CPU.
+                // SAFETY: `level()` is at most what the CPU reported (with
+                // OS support): AVX-512 F, BW, VL and DQ here.
+                x86::Level::Avx512 => return unsafe { $avx512 },
+                // SAFETY: as above, AVX2.
                 x86::Level::Avx2 => return unsafe { $avx2 },
                 $(
-                    // SAFETY: `level()` reported SSE4.2 on this CPU.
+                    // SAFETY: as above, SSE4.2.
                     x86::Level::Sse42 => return unsafe { $sse42 },
                     x86::Level::Baseline => return $base,
                 )?
@@ -76,10 +87,121 @@ macro_rules! dispatch {
     }};
 }
 
-/// The instruction set the kernels use on this machine: `"avx2"`,
-/// `"sse4.2"`, `"sse2"` on x86_64, or `"portable"` (the portable code, as
-/// the target's compiler vectorised it).
-pub fn active_instruction_set() -> &'static str {
+/// An instruction-set tier of the kernels, lowest first.
+///
+/// ```
+/// use knhk_core::kernels::{self, InstructionSet};
+///
+/// // Wide vectors can lower the clock of some CPUs: a deployment can keep
+/// // the kernels at AVX2 (the result is the same on every tier).
+/// let before = kernels::instruction_set();
+/// let now = kernels::cap_instruction_set(InstructionSet::Avx2);
+/// assert!(now <= InstructionSet::Avx2);
+/// assert_eq!(kernels::count(&[1_u32, 2, 1], 1), 2);
+/// kernels::cap_instruction_set(InstructionSet::Avx512);
+/// assert_eq!(kernels::instruction_set(), before);
+/// assert_eq!("avx2".parse(), Ok(InstructionSet::Avx2));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum InstructionSet {
+    /// The portable code, as the target's compiler vectorised it (the only
+    /// tier off x86_64, in kernel builds and under Miri).
+    Portable,
+    /// x86_64's baseline, SSE2.
+    Sse2,
+    /// SSE4.2 (used by `u64` max and min).
+    Sse42,
+    /// AVX2.
+    Avx2,
+    /// AVX-512 F, BW, VL and DQ.
+    Avx512,
+}
+
+impl InstructionSet {
+    /// Every tier, lowest first.
+    pub const ALL: [InstructionSet; 5] = [
+        InstructionSet::Portable,
+        InstructionSet::Sse2,
+        InstructionSet::Sse42,
+        InstructionSet::Avx2,
+        InstructionSet::Avx512,
+    ];
+
+    /// The tier's name: `"portable"`, `"sse2"`, `"sse4.2"`, `"avx2"`,
+    /// `"avx512"` (what `KNHK_SIMD` takes in knhk-std).
+    pub const fn name(self) -> &'static str {
+        match self {
+            InstructionSet::Portable => "portable",
+            InstructionSet::Sse2 => "sse2",
+            InstructionSet::Sse42 => "sse4.2",
+            InstructionSet::Avx2 => "avx2",
+            InstructionSet::Avx512 => "avx512",
+        }
+    }
+}
+
+impl core::fmt::Display for InstructionSet {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A name that is not an [`InstructionSet`]'s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct UnknownInstructionSet;
+
+impl core::fmt::Display for UnknownInstructionSet {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("unknown instruction set: expected one of avx512, avx2, sse4.2, sse2, portable")
+    }
+}
+
+impl core::error::Error for UnknownInstructionSet {}
+
+impl core::str::FromStr for InstructionSet {
+    type Err = UnknownInstructionSet;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        InstructionSet::ALL
+            .into_iter()
+            .find(|set| set.name().eq_ignore_ascii_case(s.trim()))
+            .ok_or(UnknownInstructionSet)
+    }
+}
+
+with_dispatch! {
+    impl From<x86::Level> for InstructionSet {
+        fn from(level: x86::Level) -> Self {
+            match level {
+                x86::Level::Portable => InstructionSet::Portable,
+                x86::Level::Baseline => InstructionSet::Sse2,
+                x86::Level::Sse42 => InstructionSet::Sse42,
+                x86::Level::Avx2 => InstructionSet::Avx2,
+                x86::Level::Avx512 => InstructionSet::Avx512,
+            }
+        }
+    }
+
+    impl From<InstructionSet> for x86::Level {
+        fn from(set: InstructionSet) -> Self {
+            match set {
+                InstructionSet::Portable => x86::Level::Portable,
+                InstructionSet::Sse2 => x86::Level::Baseline,
+                InstructionSet::Sse42 => x86::Level::Sse42,
+                InstructionSet::Avx2 => x86::Level::Avx2,
+                InstructionSet::Avx512 => x86::Level::Avx512,
+            }
+        }
+    }
+}
+
+/// The tier the kernels use now: the best this CPU and its OS support
+/// (CPUID and XCR0, detected once), or lower if capped with
+/// [`cap_instruction_set`].
+pub fn instruction_set() -> InstructionSet {
     #[cfg(all(
         target_arch = "x86_64",
         target_feature = "sse2",
@@ -87,11 +209,7 @@ pub fn active_instruction_set() -> &'static str {
         not(feature = "no-simd")
     ))]
     {
-        match x86::level() {
-            x86::Level::Avx2 => "avx2",
-            x86::Level::Sse42 => "sse4.2",
-            x86::Level::Baseline => "sse2",
-        }
+        x86::level().into()
     }
     #[cfg(not(all(
         target_arch = "x86_64",
@@ -100,8 +218,65 @@ pub fn active_instruction_set() -> &'static str {
         not(feature = "no-simd")
     )))]
     {
-        "portable"
+        InstructionSet::Portable
     }
+}
+
+/// The best tier this CPU and its OS support, whatever the cap.
+pub fn detected_instruction_set() -> InstructionSet {
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "sse2",
+        not(miri),
+        not(feature = "no-simd")
+    ))]
+    {
+        x86::detected().into()
+    }
+    #[cfg(not(all(
+        target_arch = "x86_64",
+        target_feature = "sse2",
+        not(miri),
+        not(feature = "no-simd")
+    )))]
+    {
+        InstructionSet::Portable
+    }
+}
+
+/// Lets the kernels use at most `max` from now on (all threads), for
+/// deployments where wide vectors lower the clock, and for tests; returns
+/// the tier now in use (lower than `max` where the CPU has less).
+/// `cap_instruction_set(InstructionSet::Avx512)` lifts the cap. Every tier
+/// computes the same results. Where there is no dispatch layer (off x86_64,
+/// kernel builds, Miri) the kernels are always [`InstructionSet::Portable`].
+pub fn cap_instruction_set(max: InstructionSet) -> InstructionSet {
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "sse2",
+        not(miri),
+        not(feature = "no-simd")
+    ))]
+    {
+        x86::cap(max.into()).into()
+    }
+    #[cfg(not(all(
+        target_arch = "x86_64",
+        target_feature = "sse2",
+        not(miri),
+        not(feature = "no-simd")
+    )))]
+    {
+        let _ = max;
+        InstructionSet::Portable
+    }
+}
+
+/// The name of the tier the kernels use on this machine: `"avx512"`,
+/// `"avx2"`, `"sse4.2"`, `"sse2"` on x86_64, or `"portable"` (the
+/// portable code, as the target's compiler vectorised it).
+pub fn active_instruction_set() -> &'static str {
+    instruction_set().name()
 }
 
 /// How many elements of `xs` equal `v`. Any [`Lane`] type: `u8`, `u16`,
@@ -112,13 +287,21 @@ pub fn active_instruction_set() -> &'static str {
 /// ```
 #[inline]
 pub fn count<T: Lane>(xs: &[T], v: T) -> usize {
-    dispatch!(avx2: x86::count_avx2(xs, v), portable: portable::count(xs, v))
+    dispatch!(
+        avx512: x86::count_avx512(xs, v),
+        avx2: x86::count_avx2(xs, v),
+        portable: portable::count(xs, v)
+    )
 }
 
 /// Whether any element of `xs` equals `v`.
 #[inline]
 pub fn any<T: Lane>(xs: &[T], v: T) -> bool {
-    dispatch!(avx2: x86::any_avx2(xs, v), portable: portable::any(xs, v))
+    dispatch!(
+        avx512: x86::any_avx512(xs, v),
+        avx2: x86::any_avx2(xs, v),
+        portable: portable::any(xs, v)
+    )
 }
 
 /// Writes the indices of the elements equal to `v` into `out`, ascending,
@@ -133,6 +316,7 @@ pub fn any<T: Lane>(xs: &[T], v: T) -> bool {
 #[inline]
 pub fn filter_into<T: Lane>(xs: &[T], v: T, out: &mut [usize]) -> usize {
     dispatch!(
+        avx512: x86::filter_into_avx512(xs, v, out),
         avx2: x86::filter_into_avx2(xs, v, out),
         portable: portable::filter_into(xs, v, out)
     )
@@ -142,6 +326,7 @@ pub fn filter_into<T: Lane>(xs: &[T], v: T, out: &mut [usize]) -> usize {
 #[inline]
 pub fn for_each_match<T: Lane>(xs: &[T], v: T, emit: impl FnMut(usize)) {
     dispatch!(
+        avx512: x86::for_each_match_avx512(xs, v, emit),
         avx2: x86::for_each_match_avx2(xs, v, emit),
         portable: portable::for_each_match(xs, v, emit)
     )
@@ -210,7 +395,11 @@ impl<T: Lane> Iterator for Matches<'_, T> {
 
 #[inline]
 fn chunk_mask<T: Lane>(chunk: &[T; CHUNK], v: T) -> u64 {
-    dispatch!(avx2: x86::match_mask_avx2(chunk, v), portable: portable::match_mask(chunk, v))
+    dispatch!(
+        avx512: x86::match_mask_avx512(chunk, v),
+        avx2: x86::match_mask_avx2(chunk, v),
+        portable: portable::match_mask(chunk, v)
+    )
 }
 
 /// How many pattern ids equal `v`: the design document's
@@ -261,13 +450,18 @@ pub fn any_pattern(ids: &[PatternId], id: PatternId) -> bool {
 /// The exact sum; a `u128` cannot overflow for any slice.
 #[inline]
 pub fn vectorized_sum_u64(values: &[u64]) -> u128 {
-    dispatch!(avx2: x86::sum_u64_avx2(values), portable: portable::sum_u64(values))
+    dispatch!(
+        avx512: x86::sum_u64_avx512(values),
+        avx2: x86::sum_u64_avx2(values),
+        portable: portable::sum_u64(values)
+    )
 }
 
 /// The largest value, or `None` for an empty slice.
 #[inline]
 pub fn vectorized_max_u64(values: &[u64]) -> Option<u64> {
     dispatch!(
+        avx512: x86::max_u64_avx512(values),
         avx2: x86::max_u64_avx2(values),
         sse42: x86::max_u64_sse42(values),
         baseline: x86::max_u64_scalar(values),
@@ -279,6 +473,7 @@ pub fn vectorized_max_u64(values: &[u64]) -> Option<u64> {
 #[inline]
 pub fn vectorized_min_u64(values: &[u64]) -> Option<u64> {
     dispatch!(
+        avx512: x86::min_u64_avx512(values),
         avx2: x86::min_u64_avx2(values),
         sse42: x86::min_u64_sse42(values),
         baseline: x86::min_u64_scalar(values),
@@ -300,7 +495,11 @@ pub fn vectorized_average_u64(values: &[u64]) -> Option<f64> {
 }
 
 fn moments(values: &[u64]) -> portable::Moments {
-    dispatch!(avx2: x86::moments_avx2(values), portable: portable::moments(values))
+    dispatch!(
+        avx512: x86::moments_avx512(values),
+        avx2: x86::moments_avx2(values),
+        portable: portable::moments(values)
+    )
 }
 
 /// `n·Σx² − (Σx)²`, exactly.

@@ -28,13 +28,19 @@ mod oracle {
 
 /// Every variant of a kernel that can run here, by name.
 macro_rules! variants {
-    ($portable:path, $avx2:ident, ($($arg:expr),*)) => {{
+    ($portable:path, $avx2:ident, $avx512:ident, ($($arg:expr),*)) => {{
         #[allow(unused_mut)]
         let mut out = vec![("portable", $portable($($arg),*))];
         #[cfg(all(target_arch = "x86_64", target_feature = "sse2", not(miri), not(feature = "no-simd")))]
-        if x86::level() >= x86::Level::Avx2 {
-            // SAFETY: the CPU has AVX2.
-            out.push(("avx2", unsafe { x86::$avx2($($arg),*) }));
+        {
+            if x86::detected() >= x86::Level::Avx2 {
+                // SAFETY: the CPU has AVX2.
+                out.push(("avx2", unsafe { x86::$avx2($($arg),*) }));
+            }
+            if x86::detected() >= x86::Level::Avx512 {
+                // SAFETY: the CPU has AVX-512 F, BW, VL and DQ.
+                out.push(("avx512", unsafe { x86::$avx512($($arg),*) }));
+            }
         }
         out
     }};
@@ -42,11 +48,11 @@ macro_rules! variants {
 
 fn check_counting<T: Lane + core::fmt::Debug>(xs: &[T], v: T) -> Result<(), TestCaseError> {
     let want = oracle::count(xs, v);
-    for (name, got) in variants!(portable::count, count_avx2, (xs, v)) {
+    for (name, got) in variants!(portable::count, count_avx2, count_avx512, (xs, v)) {
         prop_assert_eq!(got, want, "count, {} variant", name);
     }
     prop_assert_eq!(count(xs, v), want);
-    for (name, got) in variants!(portable::any, any_avx2, (xs, v)) {
+    for (name, got) in variants!(portable::any, any_avx2, any_avx512, (xs, v)) {
         prop_assert_eq!(got, want > 0, "any, {} variant", name);
     }
     prop_assert_eq!(super::any(xs, v), want > 0);
@@ -66,7 +72,7 @@ fn check_counting<T: Lane + core::fmt::Debug>(xs: &[T], v: T) -> Result<(), Test
 
 fn check_stats(xs: &[u64]) -> Result<(), TestCaseError> {
     let sum = oracle::sum(xs);
-    for (name, got) in variants!(portable::sum_u64, sum_u64_avx2, (xs)) {
+    for (name, got) in variants!(portable::sum_u64, sum_u64_avx2, sum_u64_avx512, (xs)) {
         prop_assert_eq!(got, sum, "sum, {} variant", name);
     }
     prop_assert_eq!(vectorized_sum_u64(xs), sum);
@@ -84,19 +90,27 @@ fn check_stats(xs: &[u64]) -> Result<(), TestCaseError> {
     {
         prop_assert_eq!(x86::max_u64_scalar(xs), max);
         prop_assert_eq!(x86::min_u64_scalar(xs), min);
-        if x86::level() >= x86::Level::Sse42 {
+        if x86::detected() >= x86::Level::Sse42 {
             // SAFETY: the CPU has SSE4.2.
             unsafe {
                 prop_assert_eq!(x86::max_u64_sse42(xs), max);
                 prop_assert_eq!(x86::min_u64_sse42(xs), min);
             }
         }
-        if x86::level() >= x86::Level::Avx2 {
+        if x86::detected() >= x86::Level::Avx2 {
             // SAFETY: the CPU has AVX2.
             unsafe {
                 prop_assert_eq!(x86::max_u64_avx2(xs), max);
                 prop_assert_eq!(x86::min_u64_avx2(xs), min);
                 prop_assert_eq!(x86::moments_avx2(xs).sum_sq, oracle::sum_sq(xs));
+            }
+        }
+        if x86::detected() >= x86::Level::Avx512 {
+            // SAFETY: the CPU has AVX-512 F, BW, VL and DQ.
+            unsafe {
+                prop_assert_eq!(x86::max_u64_avx512(xs), max);
+                prop_assert_eq!(x86::min_u64_avx512(xs), min);
+                prop_assert_eq!(x86::moments_avx512(xs).sum_sq, oracle::sum_sq(xs));
             }
         }
     }
@@ -253,12 +267,116 @@ fn pattern_ids_work_through_their_numbers() {
 fn the_active_instruction_set_is_named() {
     let set = active_instruction_set();
     assert!(
-        ["avx2", "sse4.2", "sse2", "portable"].contains(&set),
+        ["avx512", "avx2", "sse4.2", "sse2", "portable"].contains(&set),
         "{set}"
     );
+    assert_eq!(set.parse::<InstructionSet>().map(|s| s.name()), Ok(set));
+    assert_eq!("AVX512".parse(), Ok(InstructionSet::Avx512));
+    assert_eq!("avx1".parse::<InstructionSet>(), Err(UnknownInstructionSet));
     if cfg!(miri) {
         assert_eq!(set, "portable");
     }
+}
+
+/// The tiers this CPU has, each forced through the cap in turn, for every
+/// public kernel against the scalar oracle: lengths 0 to 515 (every tail
+/// and block boundary of the 64-element chunks and the 32-value max/min
+/// steps), each at 8 offsets into a padded buffer, so loads are unaligned
+/// in every way. Tiers the CPU lacks are named in the output (run with
+/// `--nocapture` to see it) rather than passing silently.
+///
+/// The cap is process-wide, and other tests run meanwhile: they stay
+/// correct, since every tier computes the same results.
+#[test]
+fn every_tier_this_cpu_has_matches_the_oracle() {
+    let detected = detected_instruction_set();
+    let (ran, skipped): (Vec<_>, Vec<_>) = InstructionSet::ALL
+        .into_iter()
+        .partition(|&set| set <= detected);
+    let max_len = if cfg!(miri) { 70 } else { 515 };
+    let mut ids = vec![0_u32; max_len + 8];
+    let mut values = vec![0_u64; max_len + 8];
+    let mut rng = 0x2545_F491_4F6C_DD1D_u64;
+    for (id, value) in ids.iter_mut().zip(values.iter_mut()) {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        *id = (rng % 5) as u32;
+        // Extremes now and then: 0, u64::MAX, either side of 2^63.
+        *value = match rng % 11 {
+            0 => 0,
+            1 => u64::MAX,
+            2 => 1 << 63,
+            3 => (1 << 63) - 1,
+            _ => rng.rotate_left(17),
+        };
+    }
+    let mut out = vec![0_usize; max_len];
+    for &set in &ran {
+        let active = cap_instruction_set(set);
+        for len in 0..=max_len {
+            for offset in 0..8 {
+                let xs = &ids[offset..offset + len];
+                let vs = &values[offset..offset + len];
+                let at = |what: &str| {
+                    format!("{what}, tier {set} ({active}), len {len}, offset {offset}")
+                };
+                for v in [0_u32, 3] {
+                    let want = oracle::indices(xs, v);
+                    assert_eq!(count(xs, v), want.len(), "{}", at("count"));
+                    assert_eq!(super::any(xs, v), !want.is_empty(), "{}", at("any"));
+                    assert_eq!(filter_into(xs, v, &mut out), want.len(), "{}", at("filter"));
+                    assert_eq!(&out[..want.len()], &want[..], "{}", at("filter"));
+                    assert_eq!(
+                        matches(xs, v).collect::<Vec<_>>(),
+                        want,
+                        "{}",
+                        at("matches")
+                    );
+                }
+                assert_eq!(vectorized_sum_u64(vs), oracle::sum(vs), "{}", at("sum"));
+                assert_eq!(
+                    vectorized_max_u64(vs),
+                    vs.iter().copied().max(),
+                    "{}",
+                    at("max")
+                );
+                assert_eq!(
+                    vectorized_min_u64(vs),
+                    vs.iter().copied().min(),
+                    "{}",
+                    at("min")
+                );
+                if !vs.is_empty() {
+                    let n = vs.len() as u128;
+                    let sum = oracle::sum(vs);
+                    let spread = oracle::sum_sq(vs)
+                        .mul_u64(n as u64)
+                        .sub(U256::mul_u128(sum, sum));
+                    assert_eq!(
+                        vectorized_variance_u64(vs),
+                        Some(exact::ratio_to_f64(spread, n * n)),
+                        "{}",
+                        at("variance")
+                    );
+                }
+            }
+        }
+    }
+    cap_instruction_set(InstructionSet::Avx512);
+    assert_eq!(instruction_set(), detected);
+    let names =
+        |sets: &[InstructionSet]| sets.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ");
+    println!(
+        "kernel tiers checked on this CPU: {}; not available here: {}",
+        names(&ran),
+        if skipped.is_empty() {
+            "none".into()
+        } else {
+            names(&skipped)
+        }
+    );
+    assert!(ran.contains(&InstructionSet::Portable));
 }
 
 /// Variants this CPU cannot run are named, so a test log shows what was
@@ -272,19 +390,19 @@ fn report_which_variants_ran() {
         not(feature = "no-simd")
     ))]
     {
-        let level = x86::level();
+        let level = x86::detected();
+        let tier = |have: bool, name: &str| {
+            if have {
+                format!(", {name}")
+            } else {
+                format!(" (no {name} here)")
+            }
+        };
         eprintln!(
-            "kernel variants checked on this CPU: portable, scalar{}{}",
-            if level >= x86::Level::Sse42 {
-                ", sse4.2"
-            } else {
-                " (no sse4.2 here)"
-            },
-            if level >= x86::Level::Avx2 {
-                ", avx2"
-            } else {
-                " (no avx2 here)"
-            },
+            "kernel variants checked on this CPU: portable, scalar{}{}{}",
+            tier(level >= x86::Level::Sse42, "sse4.2"),
+            tier(level >= x86::Level::Avx2, "avx2"),
+            tier(level >= x86::Level::Avx512, "avx512"),
         );
         assert!(level >= x86::Level::Baseline);
     }

@@ -19,34 +19,80 @@ use core::sync::atomic::{AtomicU8, Ordering::Relaxed};
 
 use super::portable::{self, Lane, Moments};
 
-/// The instruction sets the kernels can use on this CPU.
+/// The instruction sets the kernels can use on this CPU, in order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Level {
+    /// The portable code only (a cap set by the user; never detected).
+    Portable = 1,
     /// SSE2 only.
-    Baseline = 1,
+    Baseline = 2,
     /// SSE4.2: adds the 64-bit compare that `u64` max/min need.
-    Sse42 = 2,
+    Sse42 = 3,
     /// AVX2, with the OS saving the 256-bit registers.
-    Avx2 = 3,
+    Avx2 = 4,
+    /// AVX-512 F, BW, VL and DQ, with the OS saving the opmask and ZMM
+    /// state: 512-bit vectors, mask registers, unsigned 64-bit compares.
+    Avx512 = 5,
 }
 
-static LEVEL: AtomicU8 = AtomicU8::new(0);
+impl Level {
+    fn from_u8(v: u8) -> Option<Level> {
+        Some(match v {
+            5 => Level::Avx512,
+            4 => Level::Avx2,
+            3 => Level::Sse42,
+            2 => Level::Baseline,
+            1 => Level::Portable,
+            _ => return None,
+        })
+    }
+}
 
-/// This CPU's level, detected once.
+/// The level in use: what the CPU has, capped by [`cap`]; 0 until the
+/// first kernel call detects it.
+static LEVEL: AtomicU8 = AtomicU8::new(0);
+/// What the CPU has; 0 until detected.
+static DETECTED: AtomicU8 = AtomicU8::new(0);
+/// The highest level the user allows.
+static CAP: AtomicU8 = AtomicU8::new(Level::Avx512 as u8);
+
+/// The level in use, detected once: one relaxed load and a predictable
+/// branch per kernel call.
 #[inline(always)]
 pub(crate) fn level() -> Level {
-    match LEVEL.load(Relaxed) {
-        3 => Level::Avx2,
-        2 => Level::Sse42,
-        1 => Level::Baseline,
-        _ => detect(),
+    match Level::from_u8(LEVEL.load(Relaxed)) {
+        Some(level) => level,
+        None => first_level(),
     }
 }
 
 #[cold]
 #[inline(never)]
-fn detect() -> Level {
+fn first_level() -> Level {
+    let wanted = detected().min(Level::from_u8(CAP.load(Relaxed)).unwrap_or(Level::Avx512));
+    // Only fills in an undetected level: a `cap` that ran meanwhile has
+    // already stored its (lower) level, and it stands.
+    match LEVEL.compare_exchange(0, wanted as u8, Relaxed, Relaxed) {
+        Ok(_) => wanted,
+        Err(now) => Level::from_u8(now).unwrap_or(wanted),
+    }
+}
+
+/// What this CPU (and its OS) supports, detected once.
+pub(crate) fn detected() -> Level {
+    if let Some(level) = Level::from_u8(DETECTED.load(Relaxed)) {
+        return level;
+    }
     let level = cpu_level();
+    DETECTED.store(level as u8, Relaxed);
+    level
+}
+
+/// Allows the kernels at most `max` from now on; returns the level now in
+/// use (what the CPU has, if that is lower).
+pub(crate) fn cap(max: Level) -> Level {
+    CAP.store(max as u8, Relaxed);
+    let level = detected().min(max);
     LEVEL.store(level as u8, Relaxed);
     level
 }
@@ -59,11 +105,24 @@ fn cpu_level() -> Level {
     let sse42 = leaf1.ecx & (1 << 20) != 0;
     let osxsave = leaf1.ecx & (1 << 27) != 0;
     let avx = leaf1.ecx & (1 << 28) != 0;
-    let avx2 = max_leaf >= 7 && __cpuid_count(7, 0).ebx & (1 << 5) != 0;
-    // XCR0 bits 1 and 2: the OS saves XMM and YMM state on context switch.
+    let leaf7 = if max_leaf >= 7 {
+        __cpuid_count(7, 0).ebx
+    } else {
+        0
+    };
+    let avx2 = leaf7 & (1 << 5) != 0;
+    // AVX512F (16), AVX512DQ (17), AVX512BW (30), AVX512VL (31).
+    let avx512_bits = (1 << 16) | (1 << 17) | (1 << 30) | (1 << 31);
+    let avx512 = leaf7 & avx512_bits == avx512_bits;
     // SAFETY: XGETBV exists when CPUID reports OSXSAVE, checked first.
-    let ymm_saved = osxsave && avx && unsafe { xcr0() } & 0b110 == 0b110;
-    if avx2 && ymm_saved {
+    let xcr0 = if osxsave { unsafe { xcr0() } } else { 0 };
+    // XCR0 bits 1 and 2: the OS saves XMM and YMM state; 5, 6 and 7: the
+    // opmask registers, the upper halves of ZMM0-15, and ZMM16-31.
+    let ymm_saved = avx && xcr0 & 0b110 == 0b110;
+    let zmm_saved = ymm_saved && xcr0 & 0b1110_0110 == 0b1110_0110;
+    if avx512 && avx2 && zmm_saved {
+        Level::Avx512
+    } else if avx2 && ymm_saved {
         Level::Avx2
     } else if sse42 {
         Level::Sse42
@@ -100,6 +159,15 @@ variants! { "avx2":
     moments_avx2<>(xs: &[u64]) -> Moments = portable::moments;
 }
 
+variants! { "avx512f,avx512bw,avx512vl,avx512dq,avx2,bmi1,bmi2,popcnt":
+    count_avx512<T: Lane>(xs: &[T], v: T) -> usize = portable::count;
+    any_avx512<T: Lane>(xs: &[T], v: T) -> bool = portable::any;
+    filter_into_avx512<T: Lane>(xs: &[T], v: T, out: &mut [usize]) -> usize = portable::filter_into;
+    match_mask_avx512<T: Lane>(chunk: &[T; portable::CHUNK], v: T) -> u64 = portable::match_mask;
+    sum_u64_avx512<>(xs: &[u64]) -> u128 = portable::sum_u64;
+    moments_avx512<>(xs: &[u64]) -> Moments = portable::moments;
+}
+
 variants! { "sse4.2":
     max_u64_sse42<>(xs: &[u64]) -> Option<u64> = portable::max_u64;
     min_u64_sse42<>(xs: &[u64]) -> Option<u64> = portable::min_u64;
@@ -109,6 +177,68 @@ variants! { "sse4.2":
 #[target_feature(enable = "avx2")]
 pub(crate) fn for_each_match_avx2<T: Lane, F: FnMut(usize)>(xs: &[T], v: T, emit: F) {
     portable::for_each_match(xs, v, emit)
+}
+
+/// Matching indices through a closure, in AVX-512.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,bmi1,bmi2,popcnt")]
+pub(crate) fn for_each_match_avx512<T: Lane, F: FnMut(usize)>(xs: &[T], v: T, emit: F) {
+    portable::for_each_match(xs, v, emit)
+}
+
+/// `u64` max or min in AVX-512, with its native unsigned 64-bit max/min
+/// (`vpmaxuq`/`vpminuq`): no sign flip, one instruction per 8 values,
+/// four independent accumulators so the loop is not bound by their
+/// latency.
+#[target_feature(enable = "avx512f")]
+fn extreme_u64_avx512<const MAX: bool>(xs: &[u64]) -> Option<u64> {
+    use core::arch::x86_64::{
+        __m512i, _mm512_loadu_si512, _mm512_max_epu64, _mm512_min_epu64, _mm512_reduce_max_epu64,
+        _mm512_reduce_min_epu64, _mm512_set1_epi64,
+    };
+
+    let first = *xs.first()?;
+    let start = _mm512_set1_epi64(first as i64);
+    let mut acc = [start; 4];
+    let (chunks, rest) = xs.as_chunks::<32>();
+    for chunk in chunks {
+        for (k, lane) in acc.iter_mut().enumerate() {
+            // SAFETY: `chunk` has 32 values, so 8 from `8 * k` are in
+            // bounds; `loadu` has no alignment requirement.
+            let v = unsafe { _mm512_loadu_si512(chunk.as_ptr().add(8 * k).cast::<__m512i>()) };
+            *lane = if MAX {
+                _mm512_max_epu64(*lane, v)
+            } else {
+                _mm512_min_epu64(*lane, v)
+            };
+        }
+    }
+    let pick = |a: u64, b: u64| if MAX { a.max(b) } else { a.min(b) };
+    let combine = |a, b| {
+        if MAX {
+            _mm512_max_epu64(a, b)
+        } else {
+            _mm512_min_epu64(a, b)
+        }
+    };
+    let all = combine(combine(acc[0], acc[1]), combine(acc[2], acc[3]));
+    let folded = if MAX {
+        _mm512_reduce_max_epu64(all)
+    } else {
+        _mm512_reduce_min_epu64(all)
+    };
+    Some(rest.iter().fold(folded, |m, &x| pick(m, x)))
+}
+
+/// `u64` max in AVX-512.
+#[target_feature(enable = "avx512f")]
+pub(crate) fn max_u64_avx512(xs: &[u64]) -> Option<u64> {
+    extreme_u64_avx512::<true>(xs)
+}
+
+/// `u64` min in AVX-512.
+#[target_feature(enable = "avx512f")]
+pub(crate) fn min_u64_avx512(xs: &[u64]) -> Option<u64> {
+    extreme_u64_avx512::<false>(xs)
 }
 
 /// `u64` max (`MAX`) or min for CPUs with neither SSE4.2 nor AVX2. SSE2

@@ -2,8 +2,10 @@
 //! ([`knhk_core::kernels`]) under its module names, plus the one form that
 //! allocates, [`pattern_matching::vectorized_pattern_filter`].
 //!
-//! No `-C target-cpu=native` needed: the kernels pick AVX2 at run time where
-//! the CPU has it (see [`knhk_core::kernels`]).
+//! No `-C target-cpu=native` needed: the kernels pick AVX-512 or AVX2 at
+//! run time where the CPU has it (see [`knhk_core::kernels`]). The
+//! `KNHK_SIMD` environment variable caps the tier
+//! ([`cap_instruction_set_from_env`]).
 //!
 //! ```
 //! use knhk_std::performance::simd::{batching, pattern_matching};
@@ -53,4 +55,82 @@ pub mod batching {
     };
 }
 
-pub use knhk_core::kernels::active_instruction_set;
+pub use knhk_core::kernels::{
+    active_instruction_set, cap_instruction_set, detected_instruction_set, instruction_set,
+    InstructionSet, UnknownInstructionSet,
+};
+
+/// The environment variable that caps the kernels' instruction set:
+/// `avx512`, `avx2`, `sse4.2`, `sse2` or `portable`.
+pub const SIMD_ENV: &str = "KNHK_SIMD";
+
+/// `KNHK_SIMD` holds something that is not a tier's name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimdEnvError {
+    /// What the variable holds (lossily, if it is not Unicode).
+    pub value: String,
+}
+
+impl std::fmt::Display for SimdEnvError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{SIMD_ENV}={:?} names no instruction set: expected one of avx512, avx2, sse4.2, sse2, portable",
+            self.value
+        )
+    }
+}
+
+impl std::error::Error for SimdEnvError {}
+
+/// Caps the kernels' instruction set at what `KNHK_SIMD` names, for every
+/// thread, and returns the tier now in use. Unset or empty, nothing
+/// changes. A value that names no tier is an error and changes nothing.
+/// Call it once at start-up (the report and the examples do), before the
+/// hot loops run; a deployment where wide vectors lower the clock sets
+/// `KNHK_SIMD=avx2`.
+///
+/// ```
+/// use knhk_std::performance::simd::{cap_instruction_set_from_env, instruction_set};
+///
+/// // With KNHK_SIMD unset, the tier stays what the CPU has.
+/// # std::env::remove_var("KNHK_SIMD");
+/// assert_eq!(cap_instruction_set_from_env()?, instruction_set());
+/// # Ok::<(), knhk_std::performance::simd::SimdEnvError>(())
+/// ```
+pub fn cap_instruction_set_from_env() -> Result<InstructionSet, SimdEnvError> {
+    match std::env::var_os(SIMD_ENV) {
+        None => Ok(instruction_set()),
+        Some(value) if value.is_empty() => Ok(instruction_set()),
+        Some(value) => {
+            let text = value.to_string_lossy();
+            let set = text.parse::<InstructionSet>().map_err(|_| SimdEnvError {
+                value: text.into_owned(),
+            })?;
+            Ok(cap_instruction_set(set))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One test sets the variable, so no other test sees it change.
+    #[test]
+    fn knhk_simd_caps_the_tier_and_refuses_unknown_names() {
+        let detected = detected_instruction_set();
+        std::env::set_var(SIMD_ENV, "portable");
+        assert_eq!(cap_instruction_set_from_env(), Ok(InstructionSet::Portable));
+        assert_eq!(active_instruction_set(), "portable");
+        assert_eq!(batching::vectorized_max_u64(&[3, 9, 1]), Some(9));
+        std::env::set_var(SIMD_ENV, "avx1024");
+        let err = cap_instruction_set_from_env().unwrap_err();
+        assert!(err.to_string().contains("avx1024"), "{err}");
+        assert_eq!(instruction_set(), InstructionSet::Portable, "unchanged");
+        std::env::set_var(SIMD_ENV, "AVX512");
+        assert_eq!(cap_instruction_set_from_env(), Ok(detected));
+        std::env::remove_var(SIMD_ENV);
+        assert_eq!(cap_instruction_set_from_env(), Ok(detected));
+    }
+}
