@@ -19,6 +19,8 @@ pub struct Machine {
     pub rustc: &'static str,
     /// Instruction-set extensions detected at run time.
     pub cpu_features: Vec<&'static str>,
+    /// The tier knhk's kernels run (after any `KNHK_SIMD` cap).
+    pub kernel_instruction_set: &'static str,
     /// The tick counter (`rdtsc`, `cntvct_el0`, or none).
     pub tick_source: String,
     /// Ticks per nanosecond, calibrated against the wall clock.
@@ -39,6 +41,7 @@ impl Machine {
             arch: std::env::consts::ARCH,
             rustc: env!("KNHK_RUSTC_VERSION"),
             cpu_features: cpu_features(),
+            kernel_instruction_set: knhk_core::kernels::active_instruction_set(),
             tick_source: format!("{:?}", knhk_core::ticks::SOURCE),
             ticks_per_ns: ticks_per_ns(),
             quick,
@@ -73,6 +76,12 @@ fn cpu_features() -> Vec<&'static str> {
         }
         if std::arch::is_x86_feature_detected!("avx512bw") {
             found.push("avx512bw");
+        }
+        if std::arch::is_x86_feature_detected!("avx512vl") {
+            found.push("avx512vl");
+        }
+        if std::arch::is_x86_feature_detected!("avx512dq") {
+            found.push("avx512dq");
         }
     }
     #[cfg(target_arch = "aarch64")]

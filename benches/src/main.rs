@@ -88,6 +88,12 @@ fn main() -> ExitCode {
         eprintln!("warning: this is a debug build; its timings mean little. Use --release.");
     }
 
+    // KNHK_SIMD caps the kernels' tier (for a run on AVX2 on an AVX-512
+    // machine, say); the report names the tier it ran.
+    if let Err(e) = knhk_std::performance::simd::cap_instruction_set_from_env() {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let cfg = Config {
         quick: args.quick,
         threads: usize::from(args.threads),

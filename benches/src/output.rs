@@ -57,7 +57,7 @@ impl Report {
         let _ = writeln!(out, "# knhk report\n");
         let _ = writeln!(
             out,
-            "{} ({} logical CPUs, {}/{}), {}; features: {}; ticks: {}{}{}\n",
+            "{} ({} logical CPUs, {}/{}), {}; features: {}; kernels: {}; ticks: {}{}{}\n",
             m.cpu,
             m.logical_cpus,
             m.os,
@@ -68,6 +68,7 @@ impl Report {
             } else {
                 m.cpu_features.join(", ")
             },
+            m.kernel_instruction_set,
             m.tick_source,
             m.ticks_per_ns
                 .map_or(String::new(), |t| format!(" at {t:.3} per ns")),

@@ -104,6 +104,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => 200,
     };
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // KNHK_SIMD=avx2 (say) keeps the kernels off wider vectors.
+    let simd = knhk_std::performance::simd::cap_instruction_set_from_env()?;
 
     // 1. Register the executors once, process-wide.
     let executors = GLOBAL_PATTERN_REGISTRY.try_get_or_init(|| {
@@ -247,6 +249,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "exclusive-choice tasks per batch (kernel filter): {}",
         choices.len()
     );
+    println!("kernels:              {simd}");
     println!(
         "allocator:            {}",
         ALLOCATOR_STATS.backend().unwrap_or("not counting")
