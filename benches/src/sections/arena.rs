@@ -19,12 +19,10 @@ pub const SECTION: Section = Section {
     about: "bump allocation in batches: knhk core arena vs bumpalo vs Box",
     run,
     targets: &[
-        Target::RatioAtMost {
-            case: "alloc_u64/1000",
-            numerator: "knhk",
-            denominator: "bumpalo",
-            max: 1.0,
-        },
+        Target::ratio_at_most("alloc_u64/100", "knhk", "bumpalo", 1.0),
+        Target::ratio_at_most("alloc_u64/1000", "knhk", "bumpalo", 1.0),
+        Target::ratio_at_most("alloc_u64/10000", "knhk", "bumpalo", 1.0),
+        Target::ratio_at_most("alloc_task_state/1000", "knhk", "bumpalo", 1.0),
         Target::RatioAtLeast {
             case: "alloc_u64/1000",
             numerator: "box",
