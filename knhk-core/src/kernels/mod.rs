@@ -288,7 +288,13 @@ pub fn active_instruction_set() -> &'static str {
 #[inline]
 pub fn count<T: Lane>(xs: &[T], v: T) -> usize {
     dispatch!(
-        avx512: x86::count_avx512(xs, v),
+        // A short slice costs less counted through mask registers (no
+        // lane accumulator to reduce at the end); a long one, in lanes.
+        avx512: if core::mem::size_of_val(xs) <= 1024 {
+            x86::count_short_avx512(xs, v)
+        } else {
+            x86::count_avx512(xs, v)
+        },
         avx2: x86::count_avx2(xs, v),
         portable: portable::count(xs, v)
     )

@@ -77,6 +77,15 @@ pub(crate) fn count<T: Lane>(xs: &[T], v: T) -> usize {
     total
 }
 
+/// [`count`] for short slices: with AVX-512 a compare gives a mask
+/// register whose population count is added up, so there is no lane
+/// accumulator to reduce at the end (which is most of the time of a short
+/// count).
+#[inline(always)]
+pub(crate) fn count_short<T: Lane>(xs: &[T], v: T) -> usize {
+    xs.iter().filter(|&&x| x == v).count()
+}
+
 #[inline(always)]
 pub(crate) fn any<T: Lane>(xs: &[T], v: T) -> bool {
     let seen = |chunk: &[T; CHUNK]| chunk.iter().fold(false, |seen, &x| seen | (x == v));

@@ -51,6 +51,14 @@ fn check_counting<T: Lane + core::fmt::Debug>(xs: &[T], v: T) -> Result<(), Test
     for (name, got) in variants!(portable::count, count_avx2, count_avx512, (xs, v)) {
         prop_assert_eq!(got, want, "count, {} variant", name);
     }
+    for (name, got) in variants!(
+        portable::count_short,
+        count_avx2,
+        count_short_avx512,
+        (xs, v)
+    ) {
+        prop_assert_eq!(got, want, "short count, {} variant", name);
+    }
     prop_assert_eq!(count(xs, v), want);
     for (name, got) in variants!(portable::any, any_avx2, any_avx512, (xs, v)) {
         prop_assert_eq!(got, want > 0, "any, {} variant", name);

@@ -161,6 +161,7 @@ variants! { "avx2":
 
 variants! { "avx512f,avx512bw,avx512vl,avx512dq,avx2,bmi1,bmi2,popcnt":
     count_avx512<T: Lane>(xs: &[T], v: T) -> usize = portable::count;
+    count_short_avx512<T: Lane>(xs: &[T], v: T) -> usize = portable::count_short;
     any_avx512<T: Lane>(xs: &[T], v: T) -> bool = portable::any;
     filter_into_avx512<T: Lane>(xs: &[T], v: T, out: &mut [usize]) -> usize = portable::filter_into;
     match_mask_avx512<T: Lane>(chunk: &[T; portable::CHUNK], v: T) -> u64 = portable::match_mask;
