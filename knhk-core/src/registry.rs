@@ -1,26 +1,36 @@
 //! Once-initialised registries for `no_std`: a [`OnceCell`] and a
 //! [`PatternTable`] with one once-initialised slot per workflow pattern.
 //!
-//! Both are built on `spin::Once`: a reader that finds the value ready pays
-//! one acquire load, and a reader that arrives while another context is
-//! initialising spins until it is done. That suits firmware and kernels,
+//! Both are built on one small once-primitive: a reader that finds the
+//! value ready pays one acquire load, and a reader that arrives while
+//! another context is initialising spins until it is done (or, with the
+//! `try_` forms, is told so at once). That suits firmware and kernels,
 //! which have no blocking primitive; knhk-std's registries block instead.
+//!
+//! (Why not `spin::Once`, which this crate used before: it poisons a cell
+//! for ever when an initialiser panics, where `std::sync::OnceLock` and
+//! once_cell let the next caller try again, and it has no way to ask for
+//! the value without waiting on a running initialiser, which an interrupt
+//! handler must never do.)
 //!
 //! # Bare metal: never wait on an initialisation you interrupted
 //!
 //! If an interrupt handler calls `get_or_init` on a cell whose
 //! initialisation the interrupted code had started, the handler spins
 //! forever: the initialiser cannot resume until the handler returns. The
-//! same happens if an initialiser calls `get_or_init` on its own cell. To
-//! stay clear of both:
+//! same happens if an initialiser calls `get_or_init` on its own cell
+//! (without threads there is no telling recursion from a race). To stay
+//! clear of both:
 //!
 //! - initialise every cell at start-up, before enabling interrupts, and use
-//!   only [`get`](OnceCell::get) (which never waits) in handlers; or
-//! - in a handler, use `get` and treat `None` as "not ready yet".
+//!   only [`get`](OnceCell::get) (which never waits) in handlers;
+//! - or, in a handler, use [`try_get_or_init`](OnceCell::try_get_or_init),
+//!   which initialises an empty cell but returns
+//!   [`Initializing`] instead of waiting on a running initialiser.
 //!
-//! If an initialiser panics, the cell is poisoned: `get` returns `None` and
-//! a later `get_or_init` panics, as `spin::Once` does (there is no way to
-//! know whether the panicking initialiser left shared state half-written).
+//! If an initialiser panics, the cell is empty again while the panic
+//! unwinds, as with `std::sync::OnceLock`: the next `get_or_init` runs its
+//! own initialiser. (With `panic = "abort"` there is no next call.)
 //!
 //! ```
 //! use knhk_core::patterns::PatternId;
@@ -36,11 +46,179 @@
 //! assert!(HANDLERS.register(PatternId(44), double).is_err());
 //! ```
 
+use core::cell::UnsafeCell;
 use core::fmt;
+use core::mem::MaybeUninit;
 
 use crate::patterns::{PatternId, CATALOGUE};
+use crate::sync::{
+    AtomicU8,
+    Ordering::{Acquire, Relaxed, Release},
+};
 
-/// A value initialised once, on first use.
+const EMPTY: u8 = 0;
+const RUNNING: u8 = 1;
+const READY: u8 = 2;
+
+/// A value set once: the primitive under [`OnceCell`] and each
+/// [`PatternTable`] slot.
+///
+/// `state` goes `EMPTY -> RUNNING` (one context claims the right to
+/// initialise, by compare-and-swap), then `RUNNING -> READY` (release,
+/// after the value is written) or back to `EMPTY` (release, when the
+/// initialiser fails or panics). The value is read only in `READY`, after
+/// an acquire load that saw it, and written only by the context that holds
+/// `RUNNING`.
+struct Once<T> {
+    state: AtomicU8,
+    value: UnsafeCell<MaybeUninit<T>>,
+}
+
+// SAFETY: the value is written by one context (the `RUNNING` holder) before
+// the release store of `READY`, and only read (shared) after an acquire
+// load of `READY`: sharing the cell shares `&T` across threads (`T: Sync`)
+// and may move the `T` built on one thread to be dropped on another
+// (`T: Send`).
+unsafe impl<T: Send + Sync> Sync for Once<T> {}
+
+/// Empties a `RUNNING` cell again unless forgotten: if the initialiser
+/// fails or unwinds, the next caller may try.
+struct Unclaim<'s>(&'s AtomicU8);
+
+impl Drop for Unclaim<'_> {
+    fn drop(&mut self) {
+        self.0.store(EMPTY, Release);
+    }
+}
+
+/// What [`Once::init`] does when another context is initialising.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Busy {
+    Wait,
+    Refuse,
+}
+
+/// Why an initialisation did not give a value.
+enum Failed<E> {
+    /// The initialiser returned this error; the cell stays empty.
+    Init(E),
+    /// Another context is initialising (only with [`Busy::Refuse`]).
+    Initializing,
+}
+
+impl<T> Once<T> {
+    const fn new() -> Once<T> {
+        Once {
+            state: AtomicU8::new(EMPTY),
+            value: UnsafeCell::new(MaybeUninit::uninit()),
+        }
+    }
+
+    #[inline(always)]
+    fn get(&self) -> Option<&T> {
+        if self.state.load(Acquire) == READY {
+            // SAFETY: `READY` was stored (release) after the value was
+            // written, and the value is never written again.
+            Some(unsafe { (*self.value.get()).assume_init_ref() })
+        } else {
+            None
+        }
+    }
+
+    fn is_ready(&self) -> bool {
+        self.state.load(Acquire) == READY
+    }
+
+    /// The value, initialised with `init` if the cell is empty.
+    #[inline]
+    fn init<E>(&self, busy: Busy, init: impl FnOnce() -> Result<T, E>) -> Result<&T, Failed<E>> {
+        if let Some(value) = self.get() {
+            return Ok(value);
+        }
+        self.init_slow(busy, init)
+    }
+
+    #[cold]
+    fn init_slow<E>(
+        &self,
+        busy: Busy,
+        init: impl FnOnce() -> Result<T, E>,
+    ) -> Result<&T, Failed<E>> {
+        loop {
+            match self
+                .state
+                .compare_exchange(EMPTY, RUNNING, Acquire, Acquire)
+            {
+                Ok(_) => {
+                    let unclaim = Unclaim(&self.state);
+                    let value = init().map_err(Failed::Init)?;
+                    // SAFETY: this context holds `RUNNING`, so nothing else
+                    // reads or writes the value until `READY` is stored.
+                    let value = unsafe { (*self.value.get()).write(value) };
+                    core::mem::forget(unclaim);
+                    self.state.store(READY, Release);
+                    return Ok(value);
+                }
+                Err(READY) => {
+                    // SAFETY: as in `get`: the acquire load saw `READY`.
+                    return Ok(unsafe { (*self.value.get()).assume_init_ref() });
+                }
+                Err(_) if busy == Busy::Refuse => return Err(Failed::Initializing),
+                Err(_) => {
+                    while self.state.load(Relaxed) == RUNNING {
+                        core::hint::spin_loop();
+                    }
+                }
+            }
+        }
+    }
+
+    fn get_mut(&mut self) -> Option<&mut T> {
+        if *self.state.get_mut() == READY {
+            // SAFETY: `READY`: the value is initialised; `&mut self` is unique.
+            Some(unsafe { self.value.get_mut().assume_init_mut() })
+        } else {
+            None
+        }
+    }
+
+    fn take(&mut self) -> Option<T> {
+        if *self.state.get_mut() == READY {
+            *self.state.get_mut() = EMPTY;
+            // SAFETY: `READY` meant initialised; the state is now `EMPTY`,
+            // so the value is neither read nor dropped again.
+            Some(unsafe { self.value.get_mut().assume_init_read() })
+        } else {
+            None
+        }
+    }
+}
+
+impl<T> Drop for Once<T> {
+    fn drop(&mut self) {
+        drop(self.take());
+    }
+}
+
+/// A [`OnceCell`] or [`PatternTable`] slot was being initialised by another
+/// context, and the caller asked not to wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Initializing;
+
+impl fmt::Display for Initializing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the value is being initialised by another context")
+    }
+}
+
+impl core::error::Error for Initializing {}
+
+/// A value initialised once, on first use: thread-safe, spinning while
+/// another context initialises it (knhk-std's `OnceLock` registries block
+/// instead). The vocabulary of `std::sync::OnceLock` and once_cell, plus
+/// [`try_get_or_init`](Self::try_get_or_init) for contexts that must not
+/// wait.
 ///
 /// ```
 /// use knhk_core::registry::OnceCell;
@@ -50,28 +228,91 @@ use crate::patterns::{PatternId, CATALOGUE};
 /// assert_eq!(LIMITS.get_or_init(|| [1, 2, 3, 4])[2], 3);
 /// assert_eq!(LIMITS.get_or_init(|| [9; 4])[2], 3); // initialised once
 /// assert!(LIMITS.is_initialized());
+/// assert_eq!(LIMITS.set([0; 4]), Err([0; 4]));
 /// ```
 pub struct OnceCell<T> {
-    once: spin::Once<T>,
+    once: Once<T>,
 }
 
 impl<T> OnceCell<T> {
     /// An empty cell.
     pub const fn new() -> OnceCell<T> {
-        OnceCell {
-            once: spin::Once::new(),
-        }
+        OnceCell { once: Once::new() }
     }
 
     /// The value, initialising it with `init` if this is the first call.
-    /// Concurrent callers wait (spinning) for the first one's `init`.
+    /// Concurrent callers wait (spinning) for the first one's `init`. If
+    /// `init` panics, the cell stays empty and the panic goes on; the next
+    /// call initialises.
     ///
-    /// # Panics
-    ///
-    /// If an earlier `init` panicked (the cell is poisoned).
+    /// Calling it from `init` on the same cell, or from an interrupt
+    /// handler that interrupted `init`, spins for ever (see the module
+    /// docs); [`try_get_or_init`](Self::try_get_or_init) cannot.
     #[inline]
     pub fn get_or_init(&self, init: impl FnOnce() -> T) -> &T {
-        self.once.call_once(init)
+        match self
+            .once
+            .init(Busy::Wait, || Ok::<T, core::convert::Infallible>(init()))
+        {
+            Ok(value) => value,
+            Err(Failed::Init(never)) => match never {},
+            // Only `Busy::Refuse` reports `Initializing`.
+            Err(Failed::Initializing) => unreachable_initializing(),
+        }
+    }
+
+    /// The value, initialising it with `init` if the cell is empty; if
+    /// `init` fails, its error, and the cell stays empty for a later call.
+    ///
+    /// ```
+    /// use knhk_core::registry::OnceCell;
+    ///
+    /// let cell = OnceCell::new();
+    /// assert_eq!(cell.get_or_try_init(|| Err("not yet")), Err("not yet"));
+    /// assert_eq!(cell.get_or_try_init(|| Ok::<_, &str>(7)), Ok(&7));
+    /// ```
+    pub fn get_or_try_init<E>(&self, init: impl FnOnce() -> Result<T, E>) -> Result<&T, E> {
+        match self.once.init(Busy::Wait, init) {
+            Ok(value) => Ok(value),
+            Err(Failed::Init(e)) => Err(e),
+            Err(Failed::Initializing) => unreachable_initializing(),
+        }
+    }
+
+    /// As [`get_or_init`](Self::get_or_init), but never waits: if another
+    /// context is initialising the cell, [`Initializing`] at once. What an
+    /// interrupt handler, or an initialiser that may reach its own cell,
+    /// needs.
+    ///
+    /// ```
+    /// use knhk_core::registry::{Initializing, OnceCell};
+    ///
+    /// let cell = OnceCell::new();
+    /// let inner = cell.try_get_or_init(|| {
+    ///     // The cell is being initialised right here: asking again from
+    ///     // inside is refused instead of spinning for ever.
+    ///     assert_eq!(cell.try_get_or_init(|| 2), Err(Initializing));
+    ///     1
+    /// });
+    /// assert_eq!(inner, Ok(&1));
+    /// ```
+    pub fn try_get_or_init(&self, init: impl FnOnce() -> T) -> Result<&T, Initializing> {
+        match self
+            .once
+            .init(Busy::Refuse, || Ok::<T, core::convert::Infallible>(init()))
+        {
+            Ok(value) => Ok(value),
+            Err(Failed::Init(never)) => match never {},
+            Err(Failed::Initializing) => Err(Initializing),
+        }
+    }
+
+    /// Sets the value if the cell is empty; gives `value` back if it was
+    /// set already (or is being set: this waits for that to finish).
+    pub fn set(&self, value: T) -> Result<(), T> {
+        let mut value = Some(value);
+        let _ = self.get_or_init(|| value.take().unwrap_or_else(|| unreachable_initializing()));
+        value.map_or(Ok(()), Err)
     }
 
     /// The value if it is initialised; never waits.
@@ -80,11 +321,27 @@ impl<T> OnceCell<T> {
         self.once.get()
     }
 
+    /// The value, mutably, if it is initialised.
+    pub fn get_mut(&mut self) -> Option<&mut T> {
+        self.once.get_mut()
+    }
+
+    /// The value, if it was initialised.
+    pub fn into_inner(mut self) -> Option<T> {
+        self.once.take()
+    }
+
     /// Whether the value is initialised.
     #[inline]
     pub fn is_initialized(&self) -> bool {
-        self.once.is_completed()
+        self.once.is_ready()
     }
+}
+
+/// Where only a refusing call could see `Initializing`.
+#[cold]
+fn unreachable_initializing() -> ! {
+    unreachable!("a waiting initialisation never reports another initialiser")
 }
 
 impl<T> Default for OnceCell<T> {
@@ -122,6 +379,12 @@ pub enum RegistryError {
         /// The id asked for.
         id: PatternId,
     },
+    /// Another context is registering the pattern, and the caller asked
+    /// not to wait.
+    Initializing {
+        /// The id asked for.
+        id: PatternId,
+    },
 }
 
 impl fmt::Display for RegistryError {
@@ -139,6 +402,11 @@ impl fmt::Display for RegistryError {
             RegistryError::NotRegistered { id } => {
                 write!(f, "pattern {} ({id}) has nothing registered", id.0)
             }
+            RegistryError::Initializing { id } => write!(
+                f,
+                "pattern {} ({id}) is being registered by another context",
+                id.0
+            ),
         }
     }
 }
@@ -151,19 +419,19 @@ impl core::error::Error for RegistryError {}
 /// bounds check and one acquire load; ids outside 1 to 43 get `None` (or an
 /// error from the methods that say why), never a panic.
 pub struct PatternTable<T> {
-    slots: [spin::Once<T>; 43],
+    slots: [Once<T>; 43],
 }
 
 impl<T> PatternTable<T> {
     /// No pattern registered.
     pub const fn new() -> PatternTable<T> {
         PatternTable {
-            slots: [const { spin::Once::new() }; 43],
+            slots: [const { Once::new() }; 43],
         }
     }
 
     #[inline(always)]
-    fn slot(&self, id: PatternId) -> Option<&spin::Once<T>> {
+    fn slot(&self, id: PatternId) -> Option<&Once<T>> {
         // Id 0 wraps to u32::MAX and fails the bounds check like 44+.
         self.slots.get(id.0.wrapping_sub(1) as usize)
     }
@@ -185,30 +453,67 @@ impl<T> PatternTable<T> {
     pub fn register(&self, id: PatternId, value: T) -> Result<&T, RegistryError> {
         let slot = self.slot(id).ok_or(RegistryError::UnknownPattern { id })?;
         let mut fresh = false;
-        let stored = slot.call_once(|| {
+        let stored = slot.init(Busy::Wait, || {
             fresh = true;
-            value
+            Ok::<T, core::convert::Infallible>(value)
         });
-        if fresh {
-            Ok(stored)
-        } else {
-            Err(RegistryError::AlreadyRegistered { id })
+        match stored {
+            Ok(stored) if fresh => Ok(stored),
+            Ok(_) => Err(RegistryError::AlreadyRegistered { id }),
+            Err(Failed::Init(never)) => match never {},
+            Err(Failed::Initializing) => unreachable_initializing(),
         }
     }
 
-    /// The value for `id`, registering `init()` if there is none yet.
+    /// The value for `id`, registering `init()` if there is none yet
+    /// (waiting, spinning, while another context registers it). If `init`
+    /// panics, the slot stays empty.
     pub fn get_or_init(
         &self,
         id: PatternId,
         init: impl FnOnce() -> T,
     ) -> Result<&T, RegistryError> {
         let slot = self.slot(id).ok_or(RegistryError::UnknownPattern { id })?;
-        Ok(slot.call_once(init))
+        match slot.init(Busy::Wait, || Ok::<T, core::convert::Infallible>(init())) {
+            Ok(value) => Ok(value),
+            Err(Failed::Init(never)) => match never {},
+            Err(Failed::Initializing) => unreachable_initializing(),
+        }
+    }
+
+    /// As [`get_or_init`](Self::get_or_init), but never waits: while
+    /// another context registers `id`, [`RegistryError::Initializing`].
+    pub fn try_get_or_init(
+        &self,
+        id: PatternId,
+        init: impl FnOnce() -> T,
+    ) -> Result<&T, RegistryError> {
+        let slot = self.slot(id).ok_or(RegistryError::UnknownPattern { id })?;
+        match slot.init(Busy::Refuse, || Ok::<T, core::convert::Infallible>(init())) {
+            Ok(value) => Ok(value),
+            Err(Failed::Init(never)) => match never {},
+            Err(Failed::Initializing) => Err(RegistryError::Initializing { id }),
+        }
+    }
+
+    /// The value for `id`, registering the value `init()` returns if there
+    /// is none yet; `init`'s error leaves the slot empty.
+    pub fn get_or_try_init<E>(
+        &self,
+        id: PatternId,
+        init: impl FnOnce() -> Result<T, E>,
+    ) -> Result<Result<&T, E>, RegistryError> {
+        let slot = self.slot(id).ok_or(RegistryError::UnknownPattern { id })?;
+        match slot.init(Busy::Wait, init) {
+            Ok(value) => Ok(Ok(value)),
+            Err(Failed::Init(e)) => Ok(Err(e)),
+            Err(Failed::Initializing) => unreachable_initializing(),
+        }
     }
 
     /// How many patterns have a value.
     pub fn len(&self) -> usize {
-        self.slots.iter().filter(|s| s.is_completed()).count()
+        self.slots.iter().filter(|s| s.is_ready()).count()
     }
 
     /// Whether no pattern has a value.
@@ -318,16 +623,83 @@ mod tests {
     }
 
     #[test]
-    fn a_panicking_initialiser_poisons_the_cell() {
+    fn a_panicking_initialiser_leaves_the_cell_empty_for_the_next_call() {
         let cell = OnceCell::<u32>::new();
         let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             cell.get_or_init(|| panic!("initialiser failed"));
         }));
         assert!(first.is_err());
         assert_eq!(cell.get(), None, "get never waits and sees nothing");
-        let second = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            cell.get_or_init(|| 5);
+        assert_eq!(*cell.get_or_init(|| 5), 5, "the next call initialises");
+        let table = PatternTable::<u32>::new();
+        let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = table.get_or_init(PatternId(4), || panic!("registration failed"));
         }));
-        assert!(second.is_err(), "a poisoned cell panics on get_or_init");
+        assert!(first.is_err());
+        assert_eq!(table.get(PatternId(4)), None);
+        assert_eq!(table.register(PatternId(4), 9), Ok(&9));
+    }
+
+    #[test]
+    fn reentrant_initialisation_is_refused_not_spun_on() {
+        let cell = OnceCell::new();
+        let got = cell.try_get_or_init(|| {
+            assert_eq!(cell.try_get_or_init(|| 2), Err(Initializing));
+            assert_eq!(cell.get(), None);
+            1
+        });
+        assert_eq!(got, Ok(&1));
+        let table = PatternTable::new();
+        let got = table.try_get_or_init(PatternId(2), || {
+            assert_eq!(
+                table.try_get_or_init(PatternId(2), || 20),
+                Err(RegistryError::Initializing { id: PatternId(2) })
+            );
+            assert_eq!(table.try_get_or_init(PatternId(3), || 30), Ok(&30));
+            10
+        });
+        assert_eq!(got, Ok(&10));
+        assert!(RegistryError::Initializing { id: PatternId(2) }
+            .to_string()
+            .contains("being registered"));
+    }
+
+    #[test]
+    fn the_cell_vocabulary_of_once_lock() {
+        let cell = OnceCell::new();
+        assert_eq!(cell.get_or_try_init(|| Err("no")), Err("no"));
+        assert!(!cell.is_initialized());
+        assert_eq!(cell.set(String::from("a")), Ok(()));
+        assert_eq!(cell.set(String::from("b")), Err(String::from("b")));
+        let mut cell = cell;
+        cell.get_mut().unwrap().push('!');
+        assert_eq!(cell.into_inner(), Some(String::from("a!")));
+        assert_eq!(OnceCell::<u8>::new().into_inner(), None);
+        let table = PatternTable::<u8>::new();
+        assert_eq!(
+            table.get_or_try_init(PatternId(1), || Err("no")),
+            Ok(Err("no"))
+        );
+        assert_eq!(
+            table.get_or_try_init(PatternId(1), || Ok::<_, &str>(1)),
+            Ok(Ok(&1))
+        );
+        assert!(table
+            .get_or_try_init(PatternId(99), || Ok::<_, ()>(1))
+            .is_err());
+    }
+
+    #[test]
+    fn values_are_dropped_once_with_the_cell() {
+        use std::rc::Rc;
+        let counted = Rc::new(());
+        {
+            let cell = OnceCell::new();
+            cell.get_or_init(|| Rc::clone(&counted));
+            let table = PatternTable::new();
+            table.register(PatternId(5), Rc::clone(&counted)).unwrap();
+            assert_eq!(Rc::strong_count(&counted), 3);
+        }
+        assert_eq!(Rc::strong_count(&counted), 1);
     }
 }

@@ -13,4 +13,4 @@
 //!   `critical-section-single-core` feature), as the embedded ecosystem
 //!   expects of a library.
 
-pub(crate) use portable_atomic::{AtomicBool, AtomicU64, Ordering};
+pub(crate) use portable_atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};

@@ -82,6 +82,16 @@ pub(crate) fn count<T: Lane>(xs: &[T], v: T) -> usize {
 /// accumulator to reduce at the end (which is most of the time of a short
 /// count).
 #[inline(always)]
+// Only the x86 dispatch layer picks it (and the tests).
+#[cfg_attr(
+    not(all(
+        target_arch = "x86_64",
+        target_feature = "sse2",
+        not(miri),
+        not(feature = "no-simd")
+    )),
+    allow(dead_code)
+)]
 pub(crate) fn count_short<T: Lane>(xs: &[T], v: T) -> usize {
     xs.iter().filter(|&&x| x == v).count()
 }
