@@ -382,12 +382,26 @@ pub struct Arena<'a> {
 // it), so the references never alias.
 #[allow(clippy::mut_from_ref)]
 impl<'a> Arena<'a> {
-    /// An arena over `buffer`. Its capacity is the buffer's length up to its
-    /// last [`WORD`] boundary; an empty buffer gives an arena in which every
-    /// non-zero-sized allocation fails with [`ArenaError::TooLarge`].
+    /// An arena over `buffer`. Its capacity is the part of the buffer from
+    /// its first to its last [`WORD`] boundary (every byte of it can be
+    /// handed out); a buffer with no whole aligned word gives an arena in
+    /// which every non-zero-sized allocation fails with
+    /// [`ArenaError::TooLarge`].
     ///
-    /// The buffer may have any alignment: each allocation is aligned on its
-    /// own.
+    /// The buffer may have any alignment: the up to `WORD - 1` bytes before
+    /// its first word boundary and after its last are left out, and each
+    /// allocation is aligned on its own.
+    ///
+    /// ```
+    /// # use core::mem::MaybeUninit;
+    /// # use knhk_core::arena::Arena;
+    /// let mut buf = [MaybeUninit::<u8>::uninit(); 64];
+    /// // Start one byte in, so the buffer is misaligned.
+    /// let arena = Arena::new(&mut buf[1..]);
+    /// assert_eq!(arena.capacity(), arena.remaining());
+    /// let all = core::alloc::Layout::from_size_align(arena.remaining(), 1).unwrap();
+    /// assert!(arena.alloc_layout(all).is_ok()); // every counted byte is usable
+    /// ```
     pub fn new(buffer: &'a mut [MaybeUninit<u8>]) -> Arena<'a> {
         let len = buffer.len();
         let base = buffer.as_mut_ptr().cast::<u8>();
@@ -409,17 +423,23 @@ impl<'a> Arena<'a> {
     /// handed out is alive.
     #[inline]
     pub unsafe fn from_raw_parts(base: *mut u8, len: usize) -> Arena<'a> {
-        // The bump pointer starts at the buffer's last word boundary (or at
-        // its start, for a buffer that holds no whole aligned word).
-        let misalign = (base.addr() + len) % WORD;
-        let usable = len.saturating_sub(misalign);
-        // SAFETY: `usable <= len`, so `base + usable` is within (or one past
+        // The arena covers the buffer's whole words: from its first word
+        // boundary to its last. Bytes outside could never be handed out
+        // (allocations are word-rounded and bump down from a word-aligned
+        // pointer), so they are not counted either.
+        let lead = base.addr().wrapping_neg() % WORD;
+        let (lead, usable) = if lead >= len {
+            (0, 0)
+        } else {
+            (lead, (len - lead) & !(WORD - 1))
+        };
+        // SAFETY: `lead + usable <= len`, so both are within (or one past
         // the end of) the caller's allocation.
-        let end = unsafe { base.add(usable) };
+        let (start, end) = unsafe { (base.add(lead), base.add(lead + usable)) };
         Arena {
             ptr: Cell::new(end),
-            floor: Cell::new(base),
-            base,
+            floor: Cell::new(start),
+            base: start,
             end,
             drops: Cell::new(None),
             high_water: Cell::new(0),
@@ -428,8 +448,11 @@ impl<'a> Arena<'a> {
         }
     }
 
-    /// Bytes the arena can hand out: the buffer's length up to its last
-    /// [`WORD`] boundary.
+    /// Bytes the arena can hand out: the buffer from its first to its last
+    /// [`WORD`] boundary. Every allocation is rounded up to a whole word, so
+    /// a `u8` takes 8 bytes: the price of a fast path with a single compare
+    /// (see `bump`); pack small values into one allocation (a slice, a
+    /// struct) where memory is tight.
     #[inline]
     pub fn capacity(&self) -> usize {
         self.end.addr() - self.base.addr()
@@ -514,27 +537,87 @@ impl<'a> Arena<'a> {
 
     /// Allocates a value built by `make`.
     ///
-    /// For types without drop glue the slot is reserved first and `make`'s
-    /// result written into it, which lets the compiler build large values in
-    /// place. If the arena is full, `make` is not called.
+    /// The slot (and, for a type with drop glue, its drop record) is
+    /// reserved first, so a full arena refuses without calling `make`, and
+    /// the compiler can build large values in place.
+    ///
+    /// `make` may allocate in this arena itself. Its values are then freed
+    /// (and dropped) after the value `make` returns, so that value's `Drop`
+    /// can still use them; this takes one more drop record below them, and
+    /// in the rare case that `make` used up the space for it, the value is
+    /// dropped and [`ArenaError::Exhausted`] returned.
+    ///
+    /// ```
+    /// # use core::mem::MaybeUninit;
+    /// # use knhk_core::arena::Arena;
+    /// let mut buf = [MaybeUninit::<u8>::uninit(); 16];
+    /// let arena = Arena::new(&mut buf);
+    /// let mut called = false;
+    /// assert!(arena.alloc_with(|| { called = true; [0_u64; 8] }).is_err());
+    /// assert!(!called, "a full arena refuses before building the value");
+    /// ```
     #[inline(always)]
     pub fn alloc_with<T: 'a, F: FnOnce() -> T>(&self, make: F) -> Result<&mut T, ArenaError> {
-        if mem::needs_drop::<T>() {
-            // `make` may allocate in this arena itself; building the value
-            // first keeps the drop records in allocation order.
-            return self.alloc(make());
+        if !mem::needs_drop::<T>() {
+            return match self.bump_for::<T>() {
+                Some(slot) => {
+                    // SAFETY: as in `alloc_or_return`. If `make` panics the
+                    // slot stays reserved and unused, which is harmless for
+                    // a type without drop glue.
+                    unsafe {
+                        slot.as_ptr().write(make());
+                        Ok(&mut *slot.as_ptr())
+                    }
+                }
+                None => Err(self.failure(Layout::new::<T>())),
+            };
         }
-        match self.reserve_value::<T>() {
-            Some(slot) => {
-                // SAFETY: as in `alloc_or_return`. If `make` panics the slot
-                // stays reserved and unused, which is harmless for a type
-                // without drop glue.
-                unsafe {
-                    slot.as_ptr().write(make());
-                    Ok(&mut *slot.as_ptr())
+        self.alloc_with_record(make)
+    }
+
+    /// [`alloc_with`](Self::alloc_with) for a type with drop glue.
+    fn alloc_with_record<T: 'a, F: FnOnce() -> T>(&self, make: F) -> Result<&mut T, ArenaError> {
+        let saved = self.ptr.get();
+        let reserved = self.bump_for::<T>().and_then(|slot| {
+            let record = self.bump_for::<DropRecord>()?;
+            Some((slot, record))
+        });
+        let Some((slot, reserved_record)) = reserved else {
+            self.ptr.set(saved);
+            return Err(self.failure(Layout::new::<(T, DropRecord)>()));
+        };
+        let before = self.ptr.get();
+        // If `make` panics, the reserved memory stays unused and unlinked:
+        // nothing is dropped that was not built.
+        let value = make();
+        // Drop records must run from the lowest address up (`drop_below`),
+        // and this value must be dropped before anything `make` allocated:
+        // its record has to be the lowest. It is, unless `make` allocated
+        // here; then a new one goes below those allocations.
+        let record = if self.ptr.get() == before {
+            reserved_record
+        } else {
+            match self.bump_for::<DropRecord>() {
+                Some(record) => record,
+                None => {
+                    drop(value);
+                    return Err(self.failure(Layout::new::<DropRecord>()));
                 }
             }
-            None => Err(self.failure(Layout::new::<T>())),
+        };
+        // SAFETY: `slot` and `record` are fresh, aligned and unaliased
+        // arena memory; the record is the lowest, so linking it first in
+        // the list keeps the list in address order.
+        unsafe {
+            slot.as_ptr().write(value);
+            record.as_ptr().write(DropRecord {
+                next: self.drops.get(),
+                data: slot.as_ptr().cast(),
+                len: 1,
+                drop_fn: drop_values::<T>,
+            });
+            self.drops.set(Some(record));
+            Ok(&mut *slot.as_ptr())
         }
     }
 
@@ -626,6 +709,10 @@ impl<'a> Arena<'a> {
             elem_size: mem::size_of::<T>(),
             len,
         })?;
+        if len == 0 {
+            // An empty slice takes no space, and nothing needs dropping.
+            return Ok(&mut []);
+        }
         if !mem::needs_drop::<T>() {
             let data = self.alloc_layout(layout)?.cast::<T>();
             for i in 0..len {

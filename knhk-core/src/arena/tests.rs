@@ -55,10 +55,121 @@ fn capacity_ends_at_the_last_word_boundary() {
     let window = aligned_window(&mut buf, 64 + WORD);
     assert_eq!(Arena::new(&mut window[..64]).capacity(), 64);
     assert_eq!(Arena::new(&mut window[..64 + WORD - 1]).capacity(), 64);
-    // The start need not be aligned; only the end is rounded down.
-    assert_eq!(Arena::new(&mut window[1..64]).capacity(), 63);
-    assert_eq!(Arena::new(&mut window[1..WORD + 3]).capacity(), WORD - 1);
+    // A misaligned start is rounded up: the bytes before the first word
+    // boundary could never be handed out, so they are not counted.
+    assert_eq!(Arena::new(&mut window[1..64]).capacity(), 64 - WORD);
+    assert_eq!(Arena::new(&mut window[1..2 * WORD + 3]).capacity(), WORD);
+    assert_eq!(Arena::new(&mut window[1..WORD + 3]).capacity(), 0);
     assert_eq!(Arena::new(&mut window[1..WORD - 1]).capacity(), 0);
+}
+
+/// Over a buffer at any misalignment, what `remaining` counts can be
+/// allocated, and a refusal's numbers explain it.
+#[test]
+fn every_counted_byte_is_usable_whatever_the_buffer_alignment() {
+    let mut buf = buffer(256 + 2 * WORD);
+    let window = aligned_window(&mut buf, 256 + WORD);
+    for offset in 0..WORD {
+        for len in [0, 1, WORD - 1, WORD, 3 * WORD + 5, 200] {
+            let arena = Arena::new(&mut window[offset..offset + len]);
+            assert_eq!(arena.remaining(), arena.capacity());
+            assert_eq!(arena.capacity() % WORD, 0);
+            assert!(arena.capacity() <= len && len - arena.capacity() < 2 * WORD);
+            let rest = arena.remaining();
+            let too_much = Layout::from_size_align(rest + 1, 1).unwrap();
+            assert_eq!(
+                arena.alloc_layout(too_much),
+                Err(ArenaError::TooLarge {
+                    size: rest + 1,
+                    align: 1,
+                    capacity: rest
+                }),
+                "offset {offset}, len {len}"
+            );
+            if rest > 0 {
+                let all = Layout::from_size_align(rest, 1).unwrap();
+                assert!(
+                    arena.alloc_layout(all).is_ok(),
+                    "offset {offset}, len {len}"
+                );
+                assert_eq!(arena.remaining(), 0);
+                match arena.alloc(1_u8) {
+                    Err(ArenaError::Exhausted {
+                        size, remaining, ..
+                    }) => {
+                        assert!(size > remaining, "{size} > {remaining}")
+                    }
+                    other => panic!("expected Exhausted, got {other:?}"),
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn alloc_with_reserves_before_building_whatever_the_type() {
+    let log = core::cell::RefCell::new(Vec::new());
+    struct Noisy<'l>(&'l core::cell::RefCell<Vec<&'static str>>, &'static str);
+    impl Drop for Noisy<'_> {
+        fn drop(&mut self) {
+            self.0.borrow_mut().push(self.1);
+        }
+    }
+    let mut buf = buffer(64);
+    let arena = Arena::new(&mut buf);
+    let mut built = 0;
+    // Too big for the arena: `make` must not run (it would build and drop).
+    let big = arena.alloc_with(|| {
+        built += 1;
+        ([0_u64; 16], Noisy(&log, "big"))
+    });
+    assert!(matches!(big, Err(ArenaError::TooLarge { .. })));
+    assert_eq!((built, log.borrow().len()), (0, 0));
+    drop(arena);
+
+    // `make` that allocates in the arena: the outer value is dropped first,
+    // then what `make` allocated (newest first, as always), and a rewind to
+    // a point before both drops both, exactly once.
+    let mut buf = buffer(1024);
+    let mut arena = Arena::new(&mut buf);
+    let before = arena.checkpoint();
+    let outer = arena
+        .alloc_with(|| {
+            arena.alloc(Noisy(&log, "inner")).unwrap();
+            Noisy(&log, "outer")
+        })
+        .unwrap();
+    assert_eq!(outer.1, "outer");
+    let plain = arena.alloc_with(|| Noisy(&log, "plain")).unwrap();
+    assert_eq!(plain.1, "plain");
+    arena.reset();
+    assert_eq!(*log.borrow(), ["plain", "outer", "inner"]);
+    log.borrow_mut().clear();
+    arena
+        .alloc_with(|| {
+            arena.alloc(Noisy(&log, "inner")).unwrap();
+            Noisy(&log, "outer")
+        })
+        .unwrap();
+    arena.rewind(before).unwrap();
+    assert_eq!(*log.borrow(), ["outer", "inner"]);
+    drop(arena);
+    assert_eq!(log.borrow().len(), 2, "nothing dropped twice");
+}
+
+#[test]
+fn empty_slices_take_no_space() {
+    struct Droppy;
+    impl Drop for Droppy {
+        fn drop(&mut self) {}
+    }
+    let mut buf = buffer(64);
+    let arena = Arena::new(&mut buf);
+    let empty = arena.alloc_slice_fill_with(0, |_| Droppy).unwrap();
+    assert!(empty.is_empty());
+    let empty = arena.alloc_slice_fill_with(0, |i| i as u64).unwrap();
+    assert!(empty.is_empty());
+    assert_eq!(arena.used(), 0);
 }
 
 #[test]
@@ -621,10 +732,12 @@ impl Model {
 fn run_ops(ops: &[Op], capacity: usize, offset: usize) -> Result<(), TestCaseError> {
     let drops = Cell::new(0);
     let mut buf = buffer(capacity + offset);
+    let start = buf[offset..].as_ptr().addr();
     let mut arena = Arena::new(&mut buf[offset..]);
     let base = arena.base.addr();
-    // The usable region ends at the buffer's last word boundary.
-    let capacity = ((base + capacity) / WORD * WORD).saturating_sub(base);
+    // The usable region runs from the buffer's first word boundary (the
+    // arena's base) to its last.
+    let capacity = ((start + capacity) / WORD * WORD).saturating_sub(base);
     prop_assert_eq!(arena.capacity(), capacity);
     let mut model = Model {
         capacity,
