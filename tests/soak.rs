@@ -67,6 +67,9 @@ fn write_version(path: &Path, version: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// One part of the soak: runs until its deadline, says what it did.
+type Part = fn(Instant) -> Result<String, String>;
+
 struct Outcome {
     name: &'static str,
     result: Result<String, String>,
@@ -281,7 +284,7 @@ fn main() {
         .unwrap_or(45);
     // Each part gets a third of the time.
     let part = Duration::from_secs(seconds.max(3)) / 3;
-    let parts: [(&'static str, fn(Instant) -> Result<String, String>); 3] = [
+    let parts: [(&'static str, Part); 3] = [
         ("store replacements under readers", store_replacements),
         ("thread churn", thread_churn),
         ("pool exclusivity", pool_exclusivity),
