@@ -7,8 +7,8 @@
 //!   initialiser runs exactly once; the others block until it is done.
 //! - **A panicking initialiser** leaves the registry uninitialised (not
 //!   poisoned): the panic propagates to its caller, and the next
-//!   `get_or_init` runs its own initialiser. (knhk-core's spin-based cells
-//!   poison instead; see [`knhk_core::registry`].)
+//!   `get_or_init` runs its own initialiser, as knhk-core's spin-based
+//!   cells do too (see [`knhk_core::registry`]).
 //! - **Recursive initialisation** (an initialiser calling `get_or_init` on
 //!   the same registry) panics with a message that says so, instead of
 //!   deadlocking as a bare `OnceLock` does.

@@ -605,6 +605,13 @@ mod tests {
         owner_against_thief(pool);
     }
 
+    // Under Miri (which interprets, and explores schedules with
+    // -Zmiri-many-seeds) a few rounds cover the handshake; natively many.
+    const ROUNDS: usize = if cfg!(miri) { 200 } else { 100_000 };
+    const STEALS: usize = if cfg!(miri) { 1 } else { 2_000 };
+    const RACERS: usize = if cfg!(miri) { 4 } else { 16 };
+    const RACE_ROUNDS: usize = if cfg!(miri) { 25 } else { 2_000 };
+
     /// One arena. The owner checks it out and back as fast as it can, so
     /// it is nearly always in its perch or in flight; the thief steals it
     /// with `try_checkout` (which does not announce a waiter, so the owner
@@ -635,7 +642,7 @@ mod tests {
                 start.wait();
                 let mut rounds = 0;
                 while !done.load(Ordering::SeqCst)
-                    && (rounds < 100_000 || stolen.load(Ordering::Relaxed) < 2_000)
+                    && (rounds < ROUNDS || stolen.load(Ordering::Relaxed) < STEALS)
                     && std::time::Instant::now() < deadline
                 {
                     if let Some(arena) = pool.try_checkout() {
@@ -667,10 +674,10 @@ mod tests {
     fn owners_and_thieves_race(pool: ResourcePool) {
         let holders = [const { AtomicUsize::new(usize::MAX) }; 2];
         std::thread::scope(|s| {
-            for t in 0..16_usize {
+            for t in 0..RACERS {
                 let (pool, holders) = (&pool, &holders);
                 s.spawn(move || {
-                    for round in 0..2_000_usize {
+                    for round in 0..RACE_ROUNDS {
                         let arena = pool.checkout().unwrap();
                         let mark = arena.alloc(t).unwrap();
                         // Claim one of two holder places: needing a third
