@@ -2,6 +2,7 @@
 //! per (operation, subject), so the two always measure the same code.
 
 use std::hint::black_box;
+use std::mem::{self, MaybeUninit};
 
 use bumpalo::Bump;
 use knhk_core::arena::Arena;
@@ -81,4 +82,74 @@ pub fn box_batch<T: Copy>(held: &mut Vec<Box<T>>, n: usize, make: impl Fn(u64) -
 #[inline(always)]
 pub fn make_u64(i: u64) -> u64 {
     i
+}
+
+/// The experiment behind knhk's word rounding: the same downward bump over
+/// a buffer, but byte-granular, so a 3-byte value takes 3 bytes. With no
+/// rounding the pointer is no longer word-aligned, so every allocation
+/// masks it down to the value's alignment (one more operation) before the
+/// one compare. Measured beside knhk's arena in the report's `arena`
+/// section (`alloc_bytes3/1000`): knhk rounds because of what this costs.
+pub struct ByteBump {
+    buf: Vec<MaybeUninit<u8>>,
+    /// Offset of the next allocation's end within `buf`.
+    top: usize,
+}
+
+impl ByteBump {
+    /// A bump over `bytes` bytes.
+    pub fn with_capacity(bytes: usize) -> ByteBump {
+        ByteBump {
+            buf: vec![MaybeUninit::uninit(); bytes],
+            top: bytes,
+        }
+    }
+
+    /// Moves `value` into the buffer, byte-granular; `None` when full.
+    #[inline(always)]
+    pub fn alloc<T: Copy>(&mut self, value: T) -> Option<&mut T> {
+        let base = self.buf.as_mut_ptr().addr();
+        let end = (base + self.top).checked_sub(mem::size_of::<T>())?;
+        let start = end & !(mem::align_of::<T>() - 1);
+        if start < base {
+            return None;
+        }
+        self.top = start - base;
+        let slot = self.buf[self.top..].as_mut_ptr().cast::<T>();
+        // SAFETY: `slot` is `start`, aligned for `T` (masked above), and
+        // the `size_of::<T>()` bytes from it lie within `buf` (start >= base
+        // and start + size <= the old top <= buf's end); `&mut self` keeps
+        // them to this one reference until the next reset.
+        unsafe {
+            slot.write(value);
+            Some(&mut *slot)
+        }
+    }
+
+    /// Frees everything.
+    pub fn reset(&mut self) {
+        self.top = self.buf.len();
+    }
+}
+
+/// A 3-byte value: what word rounding costs the most on (5 of 8 bytes).
+pub type Bytes3 = [u8; 3];
+
+/// The `Bytes3` each `alloc_bytes3` case allocates.
+#[inline(always)]
+pub fn make_bytes3(i: u64) -> Bytes3 {
+    [i as u8, (i >> 8) as u8, (i >> 16) as u8]
+}
+
+/// The byte-granular experiment: `n` allocations, then a reset.
+#[inline(never)]
+pub fn byte_bump_batch<T: Copy>(bump: &mut ByteBump, n: usize, make: impl Fn(u64) -> T) {
+    for i in 0..n as u64 {
+        black_box(
+            bump.alloc(make(i))
+                .map(|v| v as *mut T)
+                .expect("sized for the batch"),
+        );
+    }
+    bump.reset();
 }

@@ -11,7 +11,10 @@ use knhk_core::arena::Arena;
 use super::{Context, Section};
 use crate::harness::{timed, SideBySide};
 use crate::targets::Target;
-use crate::workloads::{batch_bytes, box_batch, bumpalo_batch, knhk_batch, make_u64, TaskState};
+use crate::workloads::{
+    batch_bytes, box_batch, bumpalo_batch, byte_bump_batch, knhk_batch, make_bytes3, make_u64,
+    ByteBump, TaskState,
+};
 
 /// The arena section.
 pub const SECTION: Section = Section {
@@ -50,12 +53,13 @@ const SUBJECTS: usize = 3;
 fn run(ctx: &mut Context) {
     ctx.begin(
         SECTION.name,
-        (ALLOC_SIZES.len() + 1 + RESET_SIZES.len()) * SUBJECTS,
+        (ALLOC_SIZES.len() + 2 + RESET_SIZES.len()) * SUBJECTS,
     );
     for n in ALLOC_SIZES {
         alloc_case(ctx, &format!("alloc_u64/{n}"), n, make_u64);
     }
     alloc_case(ctx, "alloc_task_state/1000", 1000, TaskState::new);
+    bytes_case(ctx, 1000);
     for n in RESET_SIZES {
         reset_case(ctx, n);
     }
@@ -75,6 +79,39 @@ fn alloc_case<T: Copy, F: Fn(u64) -> T + Copy>(ctx: &mut Context, case: &str, n:
         .batch(cfg, "box", n as u64, || box_batch(&mut held, n, make))
         .run(cfg);
     ctx.record_all(case, results);
+}
+
+/// 3-byte values: knhk's word-rounded arena (8 bytes each) against the
+/// byte-granular experiment (3 bytes each, one more operation a
+/// allocation) and bumpalo; the report also says the bytes each used.
+fn bytes_case(ctx: &mut Context, n: usize) {
+    let cfg = ctx.cfg;
+    let case = format!("alloc_bytes3/{n}");
+    let mut buf = vec![MaybeUninit::<u8>::uninit(); n * 8 + 64];
+    let mut arena = Arena::new(&mut buf);
+    let mut bytes = ByteBump::with_capacity(n * 3 + 64);
+    let mut bump = Bump::with_capacity(n * 8 + 64);
+    for _ in 0..n {
+        arena.alloc(make_bytes3(0)).expect("sized for the batch");
+    }
+    eprintln!(
+        "           {case}: knhk uses {} bytes (word-rounded); knhk_bytes would use {}",
+        arena.used(),
+        n * 3
+    );
+    arena.reset();
+    let results = SideBySide::new()
+        .batch(cfg, "knhk", n as u64, || {
+            knhk_batch(&mut arena, n, make_bytes3)
+        })
+        .batch(cfg, "knhk_bytes", n as u64, || {
+            byte_bump_batch(&mut bytes, n, make_bytes3)
+        })
+        .batch(cfg, "bumpalo", n as u64, || {
+            bumpalo_batch(&mut bump, n, make_bytes3)
+        })
+        .run(cfg);
+    ctx.record_all(&case, results);
 }
 
 /// Times only the reset: each sample fills many arenas (untimed), then
