@@ -62,6 +62,14 @@ macro_rules! with_dispatch {
     )*};
 }
 
+/// The same, for builds without the dispatch layer.
+macro_rules! without_dispatch {
+    ($($item:item)*) => {$(
+        #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2", not(miri), not(feature = "no-simd"))))]
+        $item
+    )*};
+}
+
 /// Calls the x86 variant for the level in use where the dispatch layer
 /// exists, else the portable code.
 macro_rules! dispatch {
@@ -198,50 +206,40 @@ with_dispatch! {
     }
 }
 
-/// The tier the kernels use now: the best this CPU and its OS support
-/// (CPUID and XCR0, detected once), or lower if capped with
-/// [`cap_instruction_set`].
-pub fn instruction_set() -> InstructionSet {
-    #[cfg(all(
-        target_arch = "x86_64",
-        target_feature = "sse2",
-        not(miri),
-        not(feature = "no-simd")
-    ))]
-    {
+with_dispatch! {
+    fn tier_in_use() -> InstructionSet {
         x86::level().into()
     }
-    #[cfg(not(all(
-        target_arch = "x86_64",
-        target_feature = "sse2",
-        not(miri),
-        not(feature = "no-simd")
-    )))]
-    {
+    fn tier_detected() -> InstructionSet {
+        x86::detected().into()
+    }
+    fn tier_capped(max: InstructionSet) -> InstructionSet {
+        x86::cap(max.into()).into()
+    }
+}
+
+without_dispatch! {
+    fn tier_in_use() -> InstructionSet {
+        InstructionSet::Portable
+    }
+    fn tier_detected() -> InstructionSet {
+        InstructionSet::Portable
+    }
+    fn tier_capped(_: InstructionSet) -> InstructionSet {
         InstructionSet::Portable
     }
 }
 
+/// The tier the kernels use now: the best this CPU and its OS support
+/// (CPUID and XCR0, detected once), or lower if capped with
+/// [`cap_instruction_set`].
+pub fn instruction_set() -> InstructionSet {
+    tier_in_use()
+}
+
 /// The best tier this CPU and its OS support, whatever the cap.
 pub fn detected_instruction_set() -> InstructionSet {
-    #[cfg(all(
-        target_arch = "x86_64",
-        target_feature = "sse2",
-        not(miri),
-        not(feature = "no-simd")
-    ))]
-    {
-        x86::detected().into()
-    }
-    #[cfg(not(all(
-        target_arch = "x86_64",
-        target_feature = "sse2",
-        not(miri),
-        not(feature = "no-simd")
-    )))]
-    {
-        InstructionSet::Portable
-    }
+    tier_detected()
 }
 
 /// Lets the kernels use at most `max` from now on (all threads), for
@@ -251,25 +249,7 @@ pub fn detected_instruction_set() -> InstructionSet {
 /// computes the same results. Where there is no dispatch layer (off x86_64,
 /// kernel builds, Miri) the kernels are always [`InstructionSet::Portable`].
 pub fn cap_instruction_set(max: InstructionSet) -> InstructionSet {
-    #[cfg(all(
-        target_arch = "x86_64",
-        target_feature = "sse2",
-        not(miri),
-        not(feature = "no-simd")
-    ))]
-    {
-        x86::cap(max.into()).into()
-    }
-    #[cfg(not(all(
-        target_arch = "x86_64",
-        target_feature = "sse2",
-        not(miri),
-        not(feature = "no-simd")
-    )))]
-    {
-        let _ = max;
-        InstructionSet::Portable
-    }
+    tier_capped(max)
 }
 
 /// The name of the tier the kernels use on this machine: `"avx512"`,

@@ -431,11 +431,28 @@ impl<'a> StoreView<'a> {
                 checksum,
                 trailer: at,
             })),
+            ..StoreView::indexed_region(bytes, data_start, index_frame, entry_count)
+        })
+    }
+
+    /// The fields an indexed view shares: its workflows lie between the
+    /// header and the index frame. (`version` and `index` are set by the
+    /// caller.)
+    fn indexed_region(
+        bytes: &'a [u8],
+        data_start: usize,
+        index_frame: usize,
+        entry_count: usize,
+    ) -> StoreView<'a> {
+        StoreView {
+            bytes,
+            version: Version::V3,
+            index: None,
             data_start,
             data_end: index_frame,
             data: &bytes[..index_frame],
             len: entry_count,
-        })
+        }
     }
 
     fn parse_v1(bytes: &'a [u8]) -> Result<StoreView<'a>, StoreError> {
@@ -499,10 +516,7 @@ impl<'a> StoreView<'a> {
                 checksum,
                 trailer: at,
             })),
-            data_start,
-            data_end: index_frame,
-            data: &bytes[..index_frame],
-            len: entry_count,
+            ..StoreView::indexed_region(bytes, data_start, index_frame, entry_count)
         })
     }
 
