@@ -11,6 +11,7 @@ pub mod heap_count;
 pub mod machine;
 pub mod native;
 pub mod output;
+pub mod row;
 pub mod sections;
 pub mod targets;
 pub mod workloads;

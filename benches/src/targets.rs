@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::output::Row;
+use crate::row::Row;
 
 /// A goal stated over the rows of one section.
 #[derive(Clone, Copy, Debug)]

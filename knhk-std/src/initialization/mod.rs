@@ -11,7 +11,6 @@ mod pool;
 pub use knhk_core::patterns::{PatternCategory, PatternInfo, UnknownPattern, CATALOGUE};
 pub use once_lock::{
     ExecutionError, GlobalResourceRegistry, PatternExecutor, PatternMap, PatternRegistry,
-    RefusedExecutor, ResourceConfig, TaskContext, GLOBAL_PATTERN_REGISTRY,
-    GLOBAL_RESOURCE_REGISTRY,
+    RefusedExecutor, TaskContext, GLOBAL_PATTERN_REGISTRY, GLOBAL_RESOURCE_REGISTRY,
 };
-pub use pool::{PooledArena, ResourcePool};
+pub use pool::{PooledArena, ResourceConfig, ResourcePool};

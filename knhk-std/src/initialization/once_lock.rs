@@ -21,8 +21,8 @@ use std::sync::{Arc, OnceLock};
 use knhk_core::arena::Arena as CoreArena;
 use knhk_core::patterns::PatternId;
 
-use super::pool::ResourcePool;
-use crate::memory::{ExecutorCounters, DEFAULT_CAPACITY};
+use super::pool::{ResourceConfig, ResourcePool};
+use crate::memory::ExecutorCounters;
 
 /// What a pattern executor's `execute` can fail with.
 pub type ExecutionError = Box<dyn std::error::Error + Send + Sync>;
@@ -302,33 +302,6 @@ fn build_table(map: PatternMap) -> PatternTableStd {
 
 /// The process-wide pattern registry.
 pub static GLOBAL_PATTERN_REGISTRY: PatternRegistry = PatternRegistry::new();
-
-/// Sizes of the resource registry's arena pools.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ResourceConfig {
-    /// Idle arenas a pool keeps in its shared list for reuse (more are freed
-    /// when returned); arenas parked with a thread come on top, within
-    /// `max_pools`.
-    pub default_pool_size: usize,
-    /// Most arenas a pool has at once, checked out or idle; a checkout
-    /// beyond it waits for a return.
-    pub max_pools: usize,
-    /// Bytes per arena.
-    pub arena_capacity: usize,
-}
-
-impl Default for ResourceConfig {
-    /// One idle arena per CPU, up to four per CPU in all, of
-    /// [`DEFAULT_CAPACITY`] (1 MiB) each.
-    fn default() -> Self {
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        ResourceConfig {
-            default_pool_size: cpus,
-            max_pools: 4 * cpus,
-            arena_capacity: DEFAULT_CAPACITY,
-        }
-    }
-}
 
 /// Configuration and named arena pools, initialised once.
 pub struct GlobalResourceRegistry {

@@ -41,9 +41,9 @@ use knhk_core::arena::{Arena as CoreArena, ArenaError};
 use knhk_core::cache::CachePadded;
 
 use super::barrier::Asymmetric;
-use super::once_lock::ResourceConfig;
 use crate::memory::arena::HeapBuffer;
 use crate::memory::thread_slot::{self, SLOTS};
+use crate::memory::DEFAULT_CAPACITY;
 
 /// How long a waiter sleeps before looking again when a steal could not
 /// be synchronised (a failed membarrier, which should not happen).
@@ -82,6 +82,33 @@ struct Signals {
     /// some (std's `Condvar::notify_one` makes a system call even when
     /// nobody waits).
     waiting: AtomicUsize,
+}
+
+/// Sizes of the resource registry's arena pools.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResourceConfig {
+    /// Idle arenas a pool keeps in its shared list for reuse (more are freed
+    /// when returned); arenas parked with a thread come on top, within
+    /// `max_pools`.
+    pub default_pool_size: usize,
+    /// Most arenas a pool has at once, checked out or idle; a checkout
+    /// beyond it waits for a return.
+    pub max_pools: usize,
+    /// Bytes per arena.
+    pub arena_capacity: usize,
+}
+
+impl Default for ResourceConfig {
+    /// One idle arena per CPU, up to four per CPU in all, of
+    /// [`DEFAULT_CAPACITY`] (1 MiB) each.
+    fn default() -> Self {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        ResourceConfig {
+            default_pool_size: cpus,
+            max_pools: 4 * cpus,
+            arena_capacity: DEFAULT_CAPACITY,
+        }
+    }
 }
 
 /// A bounded pool of reusable arenas.
