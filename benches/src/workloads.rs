@@ -116,10 +116,9 @@ impl ByteBump {
         }
         self.top = start - base;
         let slot = self.buf[self.top..].as_mut_ptr().cast::<T>();
-        // SAFETY: `slot` is `start`, aligned for `T` (masked above), and
-        // the `size_of::<T>()` bytes from it lie within `buf` (start >= base
-        // and start + size <= the old top <= buf's end); `&mut self` keeps
-        // them to this one reference until the next reset.
+        // SAFETY: `slot` (at `start`, masked to T's alignment) and the
+        // size_of::<T>() bytes after it lie within `buf` (base <= start, start
+        // + size <= old top); `&mut self` makes this the only reference.
         unsafe {
             slot.write(value);
             Some(&mut *slot)

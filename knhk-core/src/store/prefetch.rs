@@ -11,10 +11,9 @@ pub(crate) fn line(byte: &u8) {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse", not(miri)))]
     {
         use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        // SAFETY: `_mm_prefetch` needs SSE, which this build enables (the
-        // cfg above). A prefetch is a hint: it reads no memory
-        // architecturally and never faults, and `byte` is a valid
-        // reference anyway.
+        // A prefetch is a hint: it reads no memory architecturally and
+        // never faults (and `byte` is a valid reference anyway).
+        // SAFETY: `_mm_prefetch` needs SSE, which the cfg above requires.
         unsafe { _mm_prefetch::<_MM_HINT_T0>(core::ptr::from_ref(byte).cast::<i8>()) };
     }
     #[cfg(not(all(target_arch = "x86_64", target_feature = "sse", not(miri))))]

@@ -60,12 +60,12 @@ macro_rules! per_thread {
             #[doc = $what]
             #[inline]
             pub fn $name(&self) {
-                // SAFETY: no two live threads hold the same slot index, and
-                // a slot passes from an exited thread to the next holder
-                // through a release/acquire hand-off (thread_slot), so this
-                // thread is the only writer of shard `i` while it runs and
-                // sees its predecessor's counts. `shards` is private, so
-                // nothing `claim`s the shard.
+                // No two live threads hold one slot index, and a slot passes
+                // from an exited thread to the next through a release/acquire
+                // hand-off (thread_slot); `shards` is private, so nothing
+                // `claim`s a shard.
+                // SAFETY: so this thread is the only writer of shard `i`
+                // while it runs, and it sees its predecessor's counts.
                 match thread_slot::current().and_then(|i| unsafe { self.shards.writer_unchecked(i) }) {
                     Some(writer) => writer.$name(),
                     None => self.shards.shared().$name(),
