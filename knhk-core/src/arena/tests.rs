@@ -736,8 +736,13 @@ fn run_ops(ops: &[Op], capacity: usize, offset: usize) -> Result<(), TestCaseErr
     let mut arena = Arena::new(&mut buf[offset..]);
     let base = arena.base.addr();
     // The usable region runs from the buffer's first word boundary (the
-    // arena's base) to its last.
-    let capacity = ((start + capacity) / WORD * WORD).saturating_sub(base);
+    // arena's base) to its last; none if the buffer holds no whole word.
+    let lead = start.wrapping_neg() % WORD;
+    let capacity = if lead >= capacity {
+        0
+    } else {
+        (capacity - lead) / WORD * WORD
+    };
     prop_assert_eq!(arena.capacity(), capacity);
     let mut model = Model {
         capacity,
