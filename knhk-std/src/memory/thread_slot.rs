@@ -155,6 +155,54 @@ mod tests {
         assert!(held.iter().all(|&index| index < assigned()));
     }
 
+    /// What the hand-off promises, checked where Miri can see it: data
+    /// that only a slot's holder touches, with plain (non-atomic) writes.
+    /// A thread writes its slot's datum and exits; a thread that was
+    /// already running, and synchronised with it through nothing else
+    /// (a relaxed flag gives no ordering), takes a slot and writes that
+    /// slot's datum. If it got the same slot, only the hand-back's release
+    /// and the take's acquire order the two writes: without them, Miri
+    /// reports a data race. (Natively the test also passes when another
+    /// test takes the freed slot first; then there is nothing to order.)
+    #[test]
+    fn the_hand_off_orders_the_old_holders_writes_before_the_new_ones() {
+        struct PerSlot([std::cell::UnsafeCell<u64>; SLOTS]);
+        // SAFETY: each datum is accessed only by the thread holding its
+        // slot, and the hand-off orders one holder's accesses before the
+        // next's: exactly the property under test.
+        unsafe impl Sync for PerSlot {}
+        static DATA: PerSlot = PerSlot([const { std::cell::UnsafeCell::new(0) }; SLOTS]);
+        fn write(slot: usize, value: u64) {
+            // SAFETY: this thread holds `slot` (see `PerSlot`).
+            unsafe { *DATA.0[slot].get() = value };
+        }
+        let gone = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                // Waits, without synchronising, until the first thread has
+                // exited and handed its slot back.
+                while !gone.load(Relaxed) {
+                    std::thread::yield_now();
+                }
+                while FREED.iter().all(|bits| bits.load(Relaxed) == 0) {
+                    std::thread::yield_now();
+                }
+                if let Some(slot) = current() {
+                    write(slot, 2);
+                }
+            });
+            let first = std::thread::spawn(|| {
+                if let Some(slot) = current() {
+                    write(slot, 1);
+                }
+            });
+            // Joined, so this test thread knows the exit happened; the
+            // waiting thread learns it only through the relaxed flag.
+            first.join().unwrap();
+            gone.store(true, Relaxed);
+        });
+    }
+
     #[test]
     fn exited_threads_hand_their_slots_on() {
         // More threads than slots, one after another: each finds a slot,
