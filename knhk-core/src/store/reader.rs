@@ -625,23 +625,40 @@ impl<'a> StoreView<'a> {
         key: &[u8; 16],
         hash: u64,
     ) -> Option<Option<&'a [u8]>> {
+        match self.candidate(ix, hash) {
+            Ahead::Absent => Some(None),
+            Ahead::Frame(frame) => self.frame_data(frame, key).map(Some),
+            Ahead::Ask => None,
+        }
+    }
+
+    /// What the home bucket of `hash` says: the frame its one candidate
+    /// slot points at, that the id is absent (no slot with its tag, and the
+    /// bucket not full), or that the careful path must look.
+    #[inline(always)]
+    fn candidate(&self, ix: &BucketIndex, hash: u64) -> Ahead {
         let home = layout::home_bucket(hash, ix.home) as usize;
         let at = ix.buckets + home * BUCKET;
-        let bucket: &[u8; BUCKET] = self.bytes.get(at..at + BUCKET)?.try_into().ok()?;
+        let Some(Ok(bucket)) = self
+            .bytes
+            .get(at..at + BUCKET)
+            .map(<&[u8; BUCKET]>::try_from)
+        else {
+            return Ahead::Ask;
+        };
         let matches = first_tag_lane(bucket, layout::tag(hash));
         if matches == 0 {
-            return (!bucket_full(bucket)).then_some(None);
+            return if bucket_full(bucket) {
+                Ahead::Ask
+            } else {
+                Ahead::Absent
+            };
         }
-        // A 48-bit offset plus 24 cannot overflow.
-        let frame = slot_offset(bucket, lane(matches))? as usize;
-        let head: &[u8; FRAME] = self.data.get(frame..frame + FRAME)?.try_into().ok()?;
-        let (id, len) = head.split_first_chunk::<16>()?;
-        if id != key || frame < self.data_start {
-            return None;
+        // A 48-bit offset fits a 64-bit usize; elsewhere, the careful path.
+        match slot_offset(bucket, lane(matches)).map(usize::try_from) {
+            Some(Ok(frame)) => Ahead::Frame(frame),
+            _ => Ahead::Ask,
         }
-        let len = usize::try_from(u64::from_le_bytes(*len.first_chunk::<8>()?)).ok()?;
-        let start = frame + FRAME;
-        self.data.get(start..start.checked_add(len)?).map(Some)
     }
 
     /// Starts loading the index line that a lookup of `id` reads, without
@@ -1101,31 +1118,18 @@ impl<'a> StoreView<'a> {
     /// What the home bucket of `hash` says, with the frame prefetched.
     #[inline(always)]
     fn look_ahead(&self, ix: &BucketIndex, hash: u64) -> Ahead {
-        let home = layout::home_bucket(hash, ix.home) as usize;
-        let Ok(bucket) = self.bucket(ix, home) else {
-            return Ahead::Ask;
-        };
-        let matches = first_tag_lane(bucket, layout::tag(hash));
-        if matches == 0 {
-            return if bucket_full(bucket) {
-                Ahead::Ask
-            } else {
-                Ahead::Absent
-            };
+        let found = self.candidate(ix, hash);
+        if let Ahead::Frame(frame) = found {
+            // The frame and the first bytes of the data; a frame that
+            // straddles two lines gets both.
+            if let Some(byte) = self.data.get(frame) {
+                prefetch::line(byte);
+            }
+            if let Some(byte) = self.data.get(frame + FRAME + 7) {
+                prefetch::line(byte);
+            }
         }
-        let Some(frame) = slot_offset(bucket, lane(matches)) else {
-            return Ahead::Ask;
-        };
-        let frame = frame as usize;
-        // The frame and the first bytes of the data; a frame that
-        // straddles two lines gets both.
-        if let Some(byte) = self.data.get(frame) {
-            prefetch::line(byte);
-        }
-        if let Some(byte) = self.data.get(frame + FRAME + 7) {
-            prefetch::line(byte);
-        }
-        Ahead::Frame(frame)
+        found
     }
 
     /// The data of the frame at `frame` if it is `key`'s and lies within
