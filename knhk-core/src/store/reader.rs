@@ -242,8 +242,12 @@ pub struct StoreView<'a> {
     data_start: usize,
     /// One past the data entries.
     data_end: usize,
-    /// `bytes[..data_end]`: a frame found in here needs one bounds check.
+    /// `bytes[data_start..data_end]`: a frame found in here, at its offset
+    /// less `data_start`, needs one bounds check.
     data: &'a [u8],
+    /// Version 3's buckets, home and overflow (empty for other versions):
+    /// a bucket found in here needs one bounds check.
+    buckets: &'a [[u8; BUCKET]],
     /// Data entries (excludes the reserved ones).
     len: usize,
 }
@@ -417,9 +421,11 @@ impl<'a> StoreView<'a> {
         let sums = buckets + table + FRAME;
         let data_start =
             StoreView::header(bytes, layout::VERSION, index_frame).ok_or(bad("header"))?;
+        let (buckets_table, _) = bytes[buckets..buckets + table].as_chunks::<BUCKET>();
         Ok(StoreView {
             bytes,
             version: Version::V3,
+            buckets: buckets_table,
             index: Some(Index::Buckets(BucketIndex {
                 buckets,
                 home,
@@ -450,7 +456,8 @@ impl<'a> StoreView<'a> {
             index: None,
             data_start,
             data_end: index_frame,
-            data: &bytes[..index_frame],
+            data: &bytes[data_start..index_frame],
+            buckets: &[],
             len: entry_count,
         }
     }
@@ -472,6 +479,7 @@ impl<'a> StoreView<'a> {
             data_start: 0,
             data_end: bytes.len(),
             data: bytes,
+            buckets: &[],
             len,
         })
     }
@@ -638,12 +646,7 @@ impl<'a> StoreView<'a> {
     #[inline(always)]
     fn candidate(&self, ix: &BucketIndex, hash: u64) -> Ahead {
         let home = layout::home_bucket(hash, ix.home) as usize;
-        let at = ix.buckets + home * BUCKET;
-        let Some(Ok(bucket)) = self
-            .bytes
-            .get(at..at + BUCKET)
-            .map(<&[u8; BUCKET]>::try_from)
-        else {
+        let Some(bucket) = self.buckets.get(home) else {
             return Ahead::Ask;
         };
         let matches = first_tag_lane(bucket, layout::tag(hash));
@@ -655,8 +658,11 @@ impl<'a> StoreView<'a> {
             };
         }
         // A 48-bit offset fits a 64-bit usize; elsewhere, the careful path.
-        match slot_offset(bucket, lane(matches)).map(usize::try_from) {
-            Some(Ok(frame)) => Ahead::Frame(frame),
+        // The frame is kept relative to the data (an offset below it wraps
+        // round to one that no data slice holds).
+        let k = lane(matches) & (layout::BUCKET_SLOTS - 1);
+        match slot_offset(bucket, k).map(usize::try_from) {
+            Some(Ok(frame)) => Ahead::Frame(frame.wrapping_sub(self.data_start)),
             _ => Ahead::Ask,
         }
     }
@@ -1125,7 +1131,7 @@ impl<'a> StoreView<'a> {
             if let Some(byte) = self.data.get(frame) {
                 prefetch::line(byte);
             }
-            if let Some(byte) = self.data.get(frame + FRAME + 7) {
+            if let Some(byte) = self.data.get(frame.wrapping_add(FRAME + 7)) {
                 prefetch::line(byte);
             }
         }
@@ -1136,18 +1142,13 @@ impl<'a> StoreView<'a> {
     /// the data; `None` for the careful lookup to sort out.
     #[inline(always)]
     fn frame_data(&self, frame: usize, key: &[u8; 16]) -> Option<&'a [u8]> {
-        let head: &[u8; FRAME] = self
-            .data
-            .get(frame..frame.checked_add(FRAME)?)?
-            .try_into()
-            .ok()?;
+        let (head, rest) = self.data.get(frame..)?.split_first_chunk::<FRAME>()?;
         let (id, len) = head.split_first_chunk::<16>()?;
-        if id != key || frame < self.data_start {
+        if id != key {
             return None;
         }
         let len = usize::try_from(u64::from_le_bytes(*len.first_chunk::<8>()?)).ok()?;
-        let start = frame + FRAME;
-        self.data.get(start..start.checked_add(len)?)
+        rest.get(..len)
     }
 }
 
