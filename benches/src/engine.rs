@@ -24,7 +24,8 @@ use crossbeam_utils::CachePadded;
 use knhk_core::registry::PatternTable;
 use knhk_core::store::layout::FRAME;
 use knhk_core::{kernels, PatternId, WorkflowSpecId};
-use knhk_std::memory::{Arena, ThreadShardedStats};
+use knhk_std::arena::HeapArena;
+use knhk_std::stats::ThreadShardedStats;
 use knhk_std::storage::{MmapWorkflowStore, WorkflowStoreWriter};
 use memmap2::Mmap;
 use uuid::Uuid;
@@ -265,7 +266,7 @@ impl KnhkStack {
 /// A knhk worker: its arena, the shared sharded statistics and a filter
 /// buffer.
 pub struct KnhkWorker<'s> {
-    arena: Arena<'static>,
+    arena: HeapArena,
     stats: &'s ThreadShardedStats,
     matches: Box<[usize; TASKS_PER_BATCH]>,
 }
@@ -275,7 +276,7 @@ impl Stack for KnhkStack {
 
     fn worker(&self) -> KnhkWorker<'_> {
         KnhkWorker {
-            arena: Arena::with_capacity(ARENA_BYTES).expect("memory for the arena"),
+            arena: HeapArena::with_capacity(ARENA_BYTES).expect("memory for the arena"),
             stats: &self.stats,
             matches: Box::new([0; TASKS_PER_BATCH]),
         }

@@ -9,7 +9,7 @@
 //!
 //! A lookup fetches a workflow to read it: every subject reads the first
 //! byte of what it found, as an engine does. The ids are drawn at random
-//! from the whole store, [`LOOKUPS`] of them, so that in the large stores
+//! from the whole store, `LOOKUPS` of them, so that in the large stores
 //! a lookup meets the cache and TLB misses an engine meets (a small set of
 //! ids repeated would sit in L2 and measure only the hash function).
 

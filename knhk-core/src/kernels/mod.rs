@@ -338,7 +338,7 @@ pub fn matches<T: Lane>(xs: &[T], v: T) -> Matches<'_, T> {
     }
 }
 
-/// Iterator returned by [`matches`].
+/// Iterator returned by [`matches()`].
 #[derive(Clone, Debug)]
 pub struct Matches<'a, T: Lane> {
     chunks: &'a [[T; CHUNK]],

@@ -1,5 +1,6 @@
-//! `PatternRegistry` and `GlobalResourceRegistry` over
-//! `std::sync::OnceLock`.
+//! Once-initialised registries over `std::sync::OnceLock`: the pattern
+//! registry ([`PatternRegistry`]), the resource registry with its arena
+//! pools ([`GlobalResourceRegistry`]), and their global instances.
 //!
 //! Behaviour the design document left open, defined here:
 //!
@@ -18,80 +19,10 @@ use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use knhk_core::arena::Arena as CoreArena;
 use knhk_core::patterns::PatternId;
 
-use super::pool::{ResourceConfig, ResourcePool};
-use crate::memory::ExecutorCounters;
-
-/// What a pattern executor's `execute` can fail with.
-pub type ExecutionError = Box<dyn std::error::Error + Send + Sync>;
-
-/// What one task gets while a pattern executes it.
-///
-/// `stats` takes any [`ExecutorCounters`]: the per-thread
-/// [`ThreadShardedStats`](crate::memory::ThreadShardedStats), which costs a
-/// few nanoseconds a count at any number of threads, or the design
-/// document's shared [`PatternExecutorCached`](crate::memory::PatternExecutorCached),
-/// whose atomics contend once several threads count.
-///
-/// ```
-/// use core::mem::MaybeUninit;
-/// use knhk_std::initialization::TaskContext;
-/// use knhk_std::memory::ThreadShardedStats;
-///
-/// static STATS: ThreadShardedStats = ThreadShardedStats::new();
-/// let mut buf = [MaybeUninit::uninit(); 256];
-/// let arena = knhk_core::arena::Arena::new(&mut buf);
-/// let task = TaskContext { task_id: 7, arena: &arena, stats: &STATS };
-/// task.stats.inc_active();
-/// assert_eq!(STATS.snapshot(), (1, 0, 0));
-/// ```
-pub struct TaskContext<'t, 'a> {
-    /// The task's id.
-    pub task_id: u64,
-    /// The batch's arena: allocate the task's scratch state here; it is
-    /// freed when the batch's arena is reset.
-    pub arena: &'t CoreArena<'a>,
-    /// The executor statistics to count in.
-    pub stats: &'t dyn ExecutorCounters,
-}
-
-/// A workflow pattern's implementation, provided by the engine.
-///
-/// ```
-/// use knhk_std::initialization::{ExecutionError, PatternExecutor, TaskContext};
-/// use knhk_std::PatternId;
-///
-/// struct Sequence;
-///
-/// impl PatternExecutor for Sequence {
-///     fn pattern_id(&self) -> PatternId {
-///         PatternId(1)
-///     }
-///     fn execute(&self, task: &mut TaskContext<'_, '_>) -> Result<(), ExecutionError> {
-///         let steps = task.arena.alloc_slice_fill_with(3, |i| task.task_id + i as u64)?;
-///         if steps.iter().sum::<u64>() == 0 {
-///             return Err("empty sequence".into());
-///         }
-///         Ok(())
-///     }
-/// }
-/// ```
-pub trait PatternExecutor: Send + Sync {
-    /// The pattern this executor implements.
-    fn pattern_id(&self) -> PatternId;
-
-    /// Executes one task.
-    fn execute(&self, task: &mut TaskContext<'_, '_>) -> Result<(), ExecutionError>;
-}
-
-impl fmt::Debug for dyn PatternExecutor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let id = self.pattern_id();
-        write!(f, "PatternExecutor({}: {id})", id.0)
-    }
-}
+use crate::executor::PatternExecutor;
+use crate::pool::{ResourceConfig, ResourcePool};
 
 /// The map a [`PatternRegistry`] is initialised with.
 pub type PatternMap = HashMap<PatternId, Arc<dyn PatternExecutor>>;
@@ -135,7 +66,7 @@ struct PatternTableStd {
 ///
 /// ```
 /// use std::collections::HashMap;
-/// use knhk_std::initialization::PatternRegistry;
+/// use knhk_std::registry::PatternRegistry;
 ///
 /// let registry = PatternRegistry::new();
 /// let patterns = registry.get_or_init(|| {
@@ -374,6 +305,8 @@ pub static GLOBAL_RESOURCE_REGISTRY: GlobalResourceRegistry = GlobalResourceRegi
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::executor::{ExecutionError, TaskContext};
+    use crate::stats::ExecutorCounters;
     use std::sync::atomic::AtomicUsize;
 
     struct Fixed(PatternId);
@@ -507,8 +440,8 @@ mod tests {
     #[test]
     fn executors_run_with_the_task_context() {
         let pool = ResourcePool::new(4096, 1, 1).unwrap();
-        let shared = crate::memory::PatternExecutorCached::new();
-        let sharded = crate::memory::ThreadShardedStats::new();
+        let shared = crate::stats::ExecutorStats::new();
+        let sharded = crate::stats::ThreadShardedStats::new();
         let executor = Fixed(PatternId(1));
         // Either kind of statistics goes in the context.
         for stats in [&shared as &dyn ExecutorCounters, &sharded] {

@@ -1,64 +1,38 @@
-//! The design document's `performance::simd`: knhk-core's kernels
-//! ([`knhk_core::kernels`]) under its module names, plus the one form that
-//! allocates, [`pattern_matching::vectorized_pattern_filter`].
+//! The slice kernels: knhk-core's ([`knhk_core::kernels`], re-exported
+//! here) plus what needs `std`: [`filter`] into a `Vec`, and the
+//! `KNHK_SIMD` environment variable ([`cap_instruction_set_from_env`]).
 //!
 //! No `-C target-cpu=native` needed: the kernels pick AVX-512 or AVX2 at
-//! run time where the CPU has it (see [`knhk_core::kernels`]). The
-//! `KNHK_SIMD` environment variable caps the tier
-//! ([`cap_instruction_set_from_env`]).
+//! run time where the CPU has it.
 //!
 //! ```
-//! use knhk_std::performance::simd::{batching, pattern_matching};
+//! use knhk_std::kernels;
 //!
-//! let patterns = vec![1, 2, 3, 2, 4, 2, 5];
-//! let matches = pattern_matching::vectorized_pattern_filter(&patterns, 2);
-//! let count = pattern_matching::vectorized_pattern_count(&patterns, 2);
-//! let found = pattern_matching::vectorized_pattern_any(&patterns, 2);
-//! assert_eq!((matches, count, found), (vec![1, 3, 5], 3, true));
+//! let patterns = [1_u32, 2, 3, 2, 4, 2, 5];
+//! assert_eq!(kernels::filter(&patterns, 2), vec![1, 3, 5]);
+//! assert_eq!(kernels::count(&patterns, 2), 3);
+//! assert!(kernels::any(&patterns, 2));
 //!
-//! let values = vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
-//! assert_eq!(batching::vectorized_sum_u64(&values), 55);
-//! assert_eq!(batching::vectorized_max_u64(&values), Some(10));
-//! assert_eq!(batching::vectorized_average_u64(&values), Some(5.5));
-//! assert_eq!(batching::vectorized_variance_u64(&values), Some(8.25));
+//! let values = [1_u64, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+//! assert_eq!(kernels::vectorized_sum_u64(&values), 55);
+//! assert_eq!(kernels::vectorized_max_u64(&values), Some(10));
 //! ```
 
-/// Counting, searching and filtering pattern ids.
-pub mod pattern_matching {
-    pub use knhk_core::kernels::{
-        any, any_pattern, count, count_patterns, filter_into, for_each_match, matches,
-        pattern_numbers, vectorized_pattern_any, vectorized_pattern_count,
-        vectorized_pattern_filter_into, Lane, Matches,
-    };
+pub use knhk_core::kernels::*;
 
-    /// The indices of the pattern ids equal to `v`, ascending.
-    ///
-    /// ```
-    /// use knhk_std::performance::simd::pattern_matching::vectorized_pattern_filter;
-    /// assert_eq!(vectorized_pattern_filter(&[4, 2, 4], 4), vec![0, 2]);
-    /// ```
-    pub fn vectorized_pattern_filter(patterns: &[u32], v: u32) -> Vec<usize> {
-        // Counting first (a vectorised pass at read bandwidth) sizes the
-        // vector exactly: one allocation, and no regrowth copying indices
-        // already written.
-        let mut out = Vec::with_capacity(vectorized_pattern_count(patterns, v));
-        for_each_match(patterns, v, |i| out.push(i));
-        out
-    }
+/// The indices of the elements of `xs` equal to `v`, ascending.
+///
+/// ```
+/// assert_eq!(knhk_std::kernels::filter(&[4_u32, 2, 4], 4), vec![0, 2]);
+/// ```
+pub fn filter<T: Lane>(xs: &[T], v: T) -> Vec<usize> {
+    // Counting first (a vectorised pass at read bandwidth) sizes the
+    // vector exactly: one allocation, and no regrowth copying indices
+    // already written.
+    let mut out = Vec::with_capacity(count(xs, v));
+    for_each_match(xs, v, |i| out.push(i));
+    out
 }
-
-/// Exact statistics over batches of `u64` values.
-pub mod batching {
-    pub use knhk_core::kernels::{
-        vectorized_average_u64, vectorized_max_u64, vectorized_min_u64,
-        vectorized_sample_variance_u64, vectorized_sum_u64, vectorized_variance_u64,
-    };
-}
-
-pub use knhk_core::kernels::{
-    active_instruction_set, cap_instruction_set, detected_instruction_set, instruction_set,
-    InstructionSet, UnknownInstructionSet,
-};
 
 /// The environment variable that caps the kernels' instruction set:
 /// `avx512`, `avx2`, `sse4.2`, `sse2` or `portable`.
@@ -91,12 +65,12 @@ impl std::error::Error for SimdEnvError {}
 /// `KNHK_SIMD=avx2`.
 ///
 /// ```
-/// use knhk_std::performance::simd::{cap_instruction_set_from_env, instruction_set};
+/// use knhk_std::kernels::{cap_instruction_set_from_env, instruction_set};
 ///
 /// // With KNHK_SIMD unset, the tier stays what the CPU has.
 /// # std::env::remove_var("KNHK_SIMD");
 /// assert_eq!(cap_instruction_set_from_env()?, instruction_set());
-/// # Ok::<(), knhk_std::performance::simd::SimdEnvError>(())
+/// # Ok::<(), knhk_std::kernels::SimdEnvError>(())
 /// ```
 pub fn cap_instruction_set_from_env() -> Result<InstructionSet, SimdEnvError> {
     match std::env::var_os(SIMD_ENV) {
@@ -123,7 +97,7 @@ mod tests {
         std::env::set_var(SIMD_ENV, "portable");
         assert_eq!(cap_instruction_set_from_env(), Ok(InstructionSet::Portable));
         assert_eq!(active_instruction_set(), "portable");
-        assert_eq!(batching::vectorized_max_u64(&[3, 9, 1]), Some(9));
+        assert_eq!(vectorized_max_u64(&[3, 9, 1]), Some(9));
         std::env::set_var(SIMD_ENV, "avx1024");
         let err = cap_instruction_set_from_env().unwrap_err();
         assert!(err.to_string().contains("avx1024"), "{err}");

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering::Relaxed};
 pub use knhk_core::alloc_stats::{AllocSnapshot, AtomicTally, CountingAlloc, Tally};
 use knhk_core::cache::CachePadded;
 
-use super::thread_slot::{self, SLOTS};
+use crate::thread_slot::{self, SLOTS};
 
 #[cfg(all(feature = "jemalloc", feature = "mimalloc"))]
 compile_error!(
@@ -49,7 +49,7 @@ crate::count_allocations!(mimalloc::MiMalloc, "mimalloc");
 /// # #[cfg(not(any(feature = "jemalloc", feature = "mimalloc")))]
 /// knhk_std::count_allocations!(std::alloc::System, "system");
 ///
-/// use knhk_std::memory::ALLOCATOR_STATS;
+/// use knhk_std::alloc_stats::ALLOCATOR_STATS;
 ///
 /// let before = ALLOCATOR_STATS.allocation_count();
 /// let v: Vec<u64> = Vec::with_capacity(100);
@@ -72,12 +72,12 @@ macro_rules! count_allocations {
         static KNHK_COUNTING_ALLOCATOR_NAME: &str = $name;
 
         #[global_allocator]
-        static KNHK_COUNTING_ALLOCATOR: $crate::memory::CountingAlloc<
+        static KNHK_COUNTING_ALLOCATOR: $crate::alloc_stats::CountingAlloc<
             $backend,
-            $crate::memory::GlobalTally,
-        > = $crate::memory::CountingAlloc::with_tally(
+            $crate::alloc_stats::GlobalTally,
+        > = $crate::alloc_stats::CountingAlloc::with_tally(
             $backend,
-            $crate::memory::GlobalTally::new(&KNHK_COUNTING_ALLOCATOR_NAME),
+            $crate::alloc_stats::GlobalTally::new(&KNHK_COUNTING_ALLOCATOR_NAME),
         );
     };
 }
@@ -284,7 +284,7 @@ impl Tally for GlobalTally {
 /// The counts of knhk's counting global allocator, if one is installed.
 ///
 /// ```
-/// use knhk_std::memory::ALLOCATOR_STATS;
+/// use knhk_std::alloc_stats::ALLOCATOR_STATS;
 ///
 /// let alloc_count = ALLOCATOR_STATS.allocation_count();
 /// let current_usage = ALLOCATOR_STATS.current_usage();

@@ -40,10 +40,12 @@ use std::time::Duration;
 use knhk_core::arena::{Arena as CoreArena, ArenaError};
 use knhk_core::cache::CachePadded;
 
-use super::barrier::Asymmetric;
-use crate::memory::arena::HeapBuffer;
-use crate::memory::thread_slot::{self, SLOTS};
-use crate::memory::DEFAULT_CAPACITY;
+use barrier::Asymmetric;
+
+use crate::arena::{HeapBuffer, DEFAULT_CAPACITY};
+use crate::thread_slot::{self, SLOTS};
+
+mod barrier;
 
 /// How long a waiter sleeps before looking again when a steal could not
 /// be synchronised (a failed membarrier, which should not happen).
@@ -133,7 +135,7 @@ impl Default for ResourceConfig {
 /// threads beyond that use the shared list.
 ///
 /// ```
-/// use knhk_std::initialization::ResourcePool;
+/// use knhk_std::pool::ResourcePool;
 ///
 /// let pool = ResourcePool::new(64 * 1024, 2, 4)?;
 /// {
@@ -142,7 +144,7 @@ impl Default for ResourceConfig {
 ///     assert_eq!(&*name, "task-7");
 /// } // reset and returned here
 /// assert_eq!((pool.idle(), pool.live()), (1, 1));
-/// # Ok::<(), knhk_std::memory::ArenaError>(())
+/// # Ok::<(), knhk_std::arena::ArenaError>(())
 /// ```
 pub struct ResourcePool {
     shared: Mutex<Shared>,

@@ -1,20 +1,19 @@
-//! Cache-line types and executor statistics, under the design document's
-//! names, plus executor statistics sharded per thread.
+//! Executor statistics and the cache-line types they are built of.
 //!
-//! [`CacheAligned`], [`CachePadded`] and [`PatternExecutorCached`] are
-//! knhk-core's ([`knhk_core::cache`], [`knhk_core::counters::ExecutorStats`]).
+//! [`CacheAligned`], [`CachePadded`], [`ExecutorStats`] (shared atomics,
+//! the design's `PatternExecutorCached`) and the [`ExecutorCounters`]
+//! trait are knhk-core's ([`knhk_core::cache`], [`knhk_core::counters`]).
 //! [`ThreadShardedStats`] adds what needs threads: each thread that bumps
 //! it writes a shard of its own, chosen for it.
 
 use std::fmt;
 
-use knhk_core::counters::{ShardedExecutorStats, StatsSnapshot};
+use knhk_core::counters::ShardedExecutorStats;
 
 pub use knhk_core::cache::{CacheAligned, CachePadded};
-use knhk_core::counters::ExecutorCounters;
-pub use knhk_core::counters::ExecutorStats as PatternExecutorCached;
+pub use knhk_core::counters::{ExecutorCounters, ExecutorStats, StatsSnapshot};
 
-use super::thread_slot::{self, SLOTS};
+use crate::thread_slot::{self, SLOTS};
 
 /// Executor statistics for many writer threads: each thread bumps its own
 /// padded shard with a plain load and store (no locked instruction, no
@@ -27,7 +26,7 @@ use super::thread_slot::{self, SLOTS};
 ///
 /// ```
 /// use std::sync::Arc;
-/// use knhk_std::memory::ThreadShardedStats;
+/// use knhk_std::stats::ThreadShardedStats;
 ///
 /// let stats = Arc::new(ThreadShardedStats::new());
 /// let workers: Vec<_> = (0..4)

@@ -1,4 +1,4 @@
-//! Arenas that own their buffer: [`Arena`] and the per-thread
+//! Arenas that own their buffer: [`HeapArena`] and the per-thread
 //! [`ArenaAllocator`].
 //!
 //! Both place the core arena ([`knhk_core::arena::Arena`]) over a heap buffer
@@ -11,7 +11,9 @@ use core::ptr::NonNull;
 use std::alloc::{self, Layout};
 use std::cell::{Cell, OnceCell};
 
-use knhk_core::arena::{self as core_arena, ArenaError, Checkpoint};
+use knhk_core::arena as core_arena;
+
+pub use knhk_core::arena::{ArenaError, Checkpoint, Rejected};
 
 /// Capacity of [`ArenaAllocator::new`]: 1 MiB, the low end of the design
 /// document's "1-10 MB typical" and enough for a batch of a thousand 1 KiB
@@ -94,30 +96,38 @@ impl Drop for HeapBuffer {
 ///
 /// All of the core arena's methods are available through `Deref` (`alloc`,
 /// `alloc_slice_copy`, `alloc_str`, `scope`, `checkpoint`, `used`, ...), and
-/// the two that need exclusive access, [`reset`](Arena::reset) and
-/// [`rewind`](Arena::rewind), are forwarded here.
+/// the two that need exclusive access, [`reset`](HeapArena::reset) and
+/// [`rewind`](HeapArena::rewind), are forwarded here.
+///
+/// It has no lifetime parameter, so it sits in a struct or a `static` as it
+/// is: the arena it owns lives as long as it does. Values in it must
+/// therefore not borrow anything shorter-lived (`T: 'static`, which the
+/// core arena's `alloc` asks as `T: 'a`), because a value that needs `Drop`
+/// is dropped at the next reset. To keep borrowed values in an arena, put
+/// a core [`Arena<'a>`](knhk_core::arena::Arena) over a buffer of yours.
+/// (The design document calls this type `memory::Arena`.)
 ///
 /// ```
-/// use knhk_std::memory::Arena;
+/// use knhk_std::arena::HeapArena;
 ///
-/// let mut arena = Arena::with_capacity(64 * 1024)?;
+/// let mut arena = HeapArena::with_capacity(64 * 1024)?;
 /// let name = arena.alloc_str("review")?;
 /// let retries = arena.alloc(3_u32)?;
 /// assert_eq!((&*name, *retries), ("review", 3));
 /// arena.reset();
 /// assert_eq!(arena.used(), 0);
-/// # Ok::<(), knhk_std::memory::ArenaError>(())
+/// # Ok::<(), knhk_std::arena::ArenaError>(())
 /// ```
 ///
 /// There is deliberately no `DerefMut` to the core arena: swapping two core
 /// arenas between their owners would leave each over the other's buffer.
-pub struct Arena<'a> {
+pub struct HeapArena {
     // Declared first, so dropped (with its values) before the buffer.
-    inner: core_arena::Arena<'a>,
+    inner: core_arena::Arena<'static>,
     _buffer: HeapBuffer,
 }
 
-impl<'a> Arena<'a> {
+impl HeapArena {
     /// An arena with a fresh heap buffer of at least `bytes` bytes (rounded
     /// up to a multiple of 64).
     ///
@@ -125,12 +135,16 @@ impl<'a> Arena<'a> {
     /// [`ArenaError::CapacityOverflow`] beyond `isize::MAX`, and
     /// [`ArenaError::OutOfMemory`] when the system refuses the buffer; it
     /// never aborts the process.
-    pub fn with_capacity(bytes: usize) -> Result<Arena<'a>, ArenaError> {
+    pub fn with_capacity(bytes: usize) -> Result<HeapArena, ArenaError> {
         let buffer = HeapBuffer::new(bytes)?;
         // SAFETY: the arena is a field declared before the buffer, so it is
-        // dropped first, and it is the only arena over this buffer.
+        // dropped first, and it is the only arena over this buffer. Its
+        // `'static` is the bound on the values it takes (they may be dropped
+        // at any later reset, so must borrow nothing shorter-lived); what it
+        // hands out borrows `&self`, never the buffer for `'static`, and no
+        // `DerefMut` lets it be moved out from over its buffer.
         let inner = unsafe { buffer.arena() };
-        Ok(Arena {
+        Ok(HeapArena {
             inner,
             _buffer: buffer,
         })
@@ -150,16 +164,16 @@ impl<'a> Arena<'a> {
     }
 }
 
-impl<'a> Deref for Arena<'a> {
-    type Target = core_arena::Arena<'a>;
+impl Deref for HeapArena {
+    type Target = core_arena::Arena<'static>;
 
     #[inline(always)]
-    fn deref(&self) -> &core_arena::Arena<'a> {
+    fn deref(&self) -> &core_arena::Arena<'static> {
         &self.inner
     }
 }
 
-impl fmt::Debug for Arena<'_> {
+impl fmt::Debug for HeapArena {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&self.inner, f)
     }
@@ -203,7 +217,7 @@ impl std::error::Error for ResetError {}
 /// per thread without passing one around.
 ///
 /// ```
-/// use knhk_std::memory::ArenaAllocator;
+/// use knhk_std::arena::ArenaAllocator;
 ///
 /// struct TaskState { id: u64, retries: u32 }
 ///
@@ -223,7 +237,7 @@ impl std::error::Error for ResetError {}
 /// between threads; both are compile errors:
 ///
 /// ```compile_fail
-/// # use knhk_std::memory::ArenaAllocator;
+/// # use knhk_std::arena::ArenaAllocator;
 /// let boxed = {
 ///     let allocator = ArenaAllocator::new().unwrap();
 ///     allocator.alloc(1_u64).unwrap() // error: `allocator` does not live long enough
@@ -231,7 +245,7 @@ impl std::error::Error for ResetError {}
 /// ```
 ///
 /// ```compile_fail
-/// # use knhk_std::memory::ArenaAllocator;
+/// # use knhk_std::arena::ArenaAllocator;
 /// fn needs_sync<T: Sync>(_: &T) {}
 /// needs_sync(&ArenaAllocator::new().unwrap());
 /// ```
@@ -249,7 +263,7 @@ impl ArenaAllocator {
         ArenaAllocator::with_capacity(DEFAULT_CAPACITY)
     }
 
-    /// An allocator with `bytes` bytes; fails as [`Arena::with_capacity`] does.
+    /// An allocator with `bytes` bytes; fails as [`HeapArena::with_capacity`] does.
     pub fn with_capacity(bytes: usize) -> Result<ArenaAllocator, ArenaError> {
         let buffer = HeapBuffer::new(bytes)?;
         // SAFETY: the arena field is declared before the buffer, so it is
@@ -360,7 +374,7 @@ impl ArenaAllocator {
     /// Fails if the buffer cannot be allocated or the thread is exiting.
     ///
     /// ```
-    /// use knhk_std::memory::ArenaAllocator;
+    /// use knhk_std::arena::ArenaAllocator;
     ///
     /// let total = ArenaAllocator::with_thread_local(|arena| {
     ///     let a = arena.alloc(20_u64).unwrap();
@@ -368,7 +382,7 @@ impl ArenaAllocator {
     ///     *a + *b
     /// })?;
     /// assert_eq!(total, 42);
-    /// # Ok::<(), knhk_std::memory::ArenaError>(())
+    /// # Ok::<(), knhk_std::arena::ArenaError>(())
     /// ```
     pub fn with_thread_local<R>(f: impl FnOnce(&ArenaAllocator) -> R) -> Result<R, ArenaError> {
         thread_local! {
@@ -494,11 +508,11 @@ mod tests {
     #[test]
     fn capacity_errors_are_typed() {
         assert_eq!(
-            Arena::with_capacity(0).unwrap_err(),
+            HeapArena::with_capacity(0).unwrap_err(),
             ArenaError::ZeroCapacity
         );
         assert_eq!(
-            Arena::with_capacity(usize::MAX).unwrap_err(),
+            HeapArena::with_capacity(usize::MAX).unwrap_err(),
             ArenaError::CapacityOverflow { bytes: usize::MAX }
         );
         assert_eq!(
@@ -511,7 +525,7 @@ mod tests {
     fn owned_arena_drops_values_and_frees_its_buffer() {
         let marker = Rc::new(());
         {
-            let mut arena = Arena::with_capacity(4096).unwrap();
+            let mut arena = HeapArena::with_capacity(4096).unwrap();
             for _ in 0..10 {
                 arena.alloc(Rc::clone(&marker)).unwrap();
             }

@@ -1,0 +1,330 @@
+//! [`MmapWorkflowStore`]: a store file mapped into memory, and its batched
+//! lookups.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use knhk_core::store::{GetMany, StoreError, StoreView, Version};
+use knhk_core::WorkflowSpecId;
+use memmap2::Mmap;
+
+use super::error::{io_error, LookupError, StorageError};
+
+/// A workflow store mapped into memory.
+///
+/// Version-3 and version-2 files open in O(1) and look up through their
+/// index; version-1 files (the design document's format) are scanned once
+/// at open into a hash index. A lookup in a version-3 file reads one
+/// 64-byte index bucket and the entry; [`lookup_many`](Self::lookup_many)
+/// overlaps the memory latency of a whole batch of lookups. Lookups return slices of the mapping: no copy. The data is
+/// advised as randomly accessed (`MADV_RANDOM`), and
+/// [`prefetch_index`](Self::prefetch_index) asks for the index to be read in.
+///
+/// ```
+/// use knhk_std::store::{MmapWorkflowStore, WorkflowStoreWriter};
+/// use knhk_std::WorkflowSpecId;
+///
+/// let dir = std::env::temp_dir().join(format!("knhk-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let path = dir.join("workflows.bin");
+/// let spec_id = WorkflowSpecId::from_bytes([1; 16]);
+///
+/// let mut writer = WorkflowStoreWriter::create(&path)?;
+/// writer.add(spec_id, b"<workflow name='approve'/>")?;
+/// writer.finish()?;
+///
+/// // Direct store access
+/// let store = MmapWorkflowStore::new(&path)?;
+/// let workflow = store.get_workflow(&spec_id);
+/// let workflows = store.list_workflows();
+/// assert_eq!(workflow, Some(&b"<workflow name='approve'/>"[..]));
+/// assert_eq!(workflows, vec![spec_id]);
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct MmapWorkflowStore {
+    // Declared first, so dropped before the map it borrows.
+    view: StoreView<'static>,
+    /// Version 1 only: where each workflow's data is in the map.
+    scanned: Option<HashMap<WorkflowSpecId, (usize, usize)>>,
+    path: PathBuf,
+    _map: Option<Mmap>,
+}
+
+impl MmapWorkflowStore {
+    /// Maps and parses the store at `path`.
+    pub fn new(path: impl AsRef<Path>) -> Result<MmapWorkflowStore, StorageError> {
+        let path = path.as_ref();
+        let file = File::open(path).map_err(io_error(path, "open"))?;
+        let len = file
+            .metadata()
+            .map_err(io_error(path, "read the metadata of"))?
+            .len();
+        // An empty file cannot be mapped on every platform; it is an empty
+        // version-1 store.
+        let map = if len == 0 {
+            None
+        } else {
+            // The length read above is passed on, so that memmap2 does not
+            // ask the file system for it again (one system call less).
+            let len = usize::try_from(len).map_err(|_| {
+                io_error(path, "memory-map")(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "the file is larger than this platform's address space",
+                ))
+            })?;
+            Some(
+                // SAFETY: sound while nobody truncates or rewrites the file
+                // (this module's contract; knhk's writer replaces files
+                // atomically), and `len` is the file's length.
+                unsafe { memmap2::MmapOptions::new().len(len).map(&file) }
+                    .map_err(io_error(path, "memory-map"))?,
+            )
+        };
+        #[cfg(unix)]
+        if let Some(map) = &map {
+            // Lookups land anywhere: no read-ahead for the data. Advised
+            // before the first touch, so that even the faults of parsing do
+            // not read ahead. (O(1): it only marks the mapping. Will-need for
+            // the index walks the index's pages, so it is `prefetch_index`,
+            // which the caching reader calls.)
+            let _ = map.advise(memmap2::Advice::Random);
+        }
+        let bytes: &[u8] = map.as_deref().unwrap_or(&[]);
+        // The view is declared before the map in `Self`, so dropped first,
+        // and it is never handed out as 'static: methods borrow from `&self`.
+        // SAFETY: the mapping lives in `_map` as long as `self` and does not
+        // move when `self` moves (the kernel's memory, not the heap's).
+        let bytes: &'static [u8] =
+            unsafe { std::slice::from_raw_parts(bytes.as_ptr(), bytes.len()) };
+        let corrupt = |source| StorageError::Corrupt {
+            path: path.to_path_buf(),
+            source,
+        };
+        let view = StoreView::parse(bytes).map_err(corrupt)?;
+        let scanned = if view.version() == Version::V1 {
+            let mut index = HashMap::with_capacity(view.len());
+            for entry in view.entries() {
+                let (id, data) = entry.map_err(corrupt)?;
+                let start = data.as_ptr() as usize - bytes.as_ptr() as usize;
+                if index.insert(id, (start, data.len())).is_some() {
+                    let offset = (start - knhk_core::store::layout::FRAME) as u64;
+                    return Err(corrupt(StoreError::DuplicateId { id, offset }));
+                }
+            }
+            Some(index)
+        } else {
+            None
+        };
+
+        Ok(MmapWorkflowStore {
+            view,
+            scanned,
+            path: path.to_path_buf(),
+            _map: map,
+        })
+    }
+
+    /// The workflow with this id, if there is one (damage is treated as
+    /// absence; [`lookup`](Self::lookup) says which).
+    #[inline]
+    pub fn get_workflow(&self, id: &WorkflowSpecId) -> Option<&[u8]> {
+        self.lookup(id).ok()
+    }
+
+    /// The workflow as text, if there is one and it is UTF-8.
+    pub fn get_workflow_str(&self, id: &WorkflowSpecId) -> Option<&str> {
+        self.lookup_str(id).ok()
+    }
+
+    /// The workflow with this id, or why not.
+    #[inline]
+    pub fn lookup(&self, id: &WorkflowSpecId) -> Result<&[u8], LookupError> {
+        match &self.scanned {
+            Some(index) => {
+                let &(start, len) = index.get(id).ok_or(LookupError::NotFound)?;
+                Ok(&self.view.bytes()[start..start + len])
+            }
+            None => found(self.view.try_get(id)),
+        }
+    }
+
+    /// Looks up a batch of ids, in order, with their memory latency
+    /// overlapped: while one workflow is handed out, the index lines and
+    /// entries of the next lookups are already on their way into the cache
+    /// (see [`StoreView::get_many`]). An engine knows a batch's ids before
+    /// it runs the batch; this is the fastest way to fetch its specs. Each
+    /// item is what [`lookup`](Self::lookup) returns for that id.
+    ///
+    /// ```
+    /// use knhk_std::store::{MmapWorkflowStore, WorkflowStoreWriter};
+    /// use knhk_std::store::LookupError;
+    /// use knhk_std::WorkflowSpecId;
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("knhk-doc-many-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let path = dir.join("workflows.bin");
+    /// let ids: Vec<_> = (0..100_u8).map(|n| WorkflowSpecId::from_bytes([n; 16])).collect();
+    /// let mut writer = WorkflowStoreWriter::create(&path)?;
+    /// for (n, id) in ids.iter().enumerate() {
+    ///     writer.add(*id, format!("workflow {n}").as_bytes())?;
+    /// }
+    /// writer.finish()?;
+    ///
+    /// let store = MmapWorkflowStore::new(&path)?;
+    /// let batch = [ids[42], ids[7], WorkflowSpecId::from_bytes([200; 16])];
+    /// let mut specs = store.lookup_many(&batch);
+    /// assert_eq!(specs.next(), Some(Ok(&b"workflow 42"[..])));
+    /// assert_eq!(specs.next(), Some(Ok(&b"workflow 7"[..])));
+    /// assert_eq!(specs.next(), Some(Err(LookupError::NotFound)));
+    /// assert_eq!(specs.next(), None);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn lookup_many<'s, 'i>(&'s self, ids: &'i [WorkflowSpecId]) -> LookupMany<'s, 'i> {
+        LookupMany {
+            inner: match &self.scanned {
+                Some(_) => ManyInner::Scanned {
+                    store: self,
+                    ids: ids.iter(),
+                },
+                None => ManyInner::Indexed(self.view.get_many(ids)),
+            },
+        }
+    }
+
+    /// Starts loading the index line that a lookup of `id` will read, and
+    /// returns at once: for engines that interleave lookups with their own
+    /// work, call it a few tasks ahead. A hint: it never fails.
+    #[inline]
+    pub fn prefetch(&self, id: &WorkflowSpecId) {
+        self.view.prefetch(id);
+    }
+
+    /// The workflow as text, or why not.
+    pub fn lookup_str(&self, id: &WorkflowSpecId) -> Result<&str, LookupError> {
+        let data = self.lookup(id)?;
+        std::str::from_utf8(data).map_err(|e| LookupError::NotUtf8 {
+            valid_up_to: e.valid_up_to(),
+        })
+    }
+
+    /// The ids of all workflows, in file order.
+    pub fn list_workflows(&self) -> Vec<WorkflowSpecId> {
+        self.view
+            .entries()
+            .filter_map(Result::ok)
+            .map(|(id, _)| id)
+            .collect()
+    }
+
+    /// Every workflow, in file order.
+    pub fn entries(
+        &self,
+    ) -> impl Iterator<Item = Result<(WorkflowSpecId, &[u8]), StoreError>> + '_ {
+        self.view.entries()
+    }
+
+    /// Number of workflows.
+    pub fn len(&self) -> usize {
+        self.view.len()
+    }
+
+    /// Whether the store has no workflows.
+    pub fn is_empty(&self) -> bool {
+        self.view.is_empty()
+    }
+
+    /// The file's format version.
+    pub fn version(&self) -> Version {
+        self.view.version()
+    }
+
+    /// Checks every checksum and that the index and entries agree.
+    pub fn verify(&self) -> Result<(), StoreError> {
+        self.view.verify()
+    }
+
+    /// Asks the kernel to read the index into memory now (`MADV_WILLNEED`),
+    /// so the first lookups do not wait for it. Costs time in proportion to
+    /// the index size (the kernel walks its pages), which is why opening a
+    /// store does not do it; [`MmapWorkflowReader`](super::MmapWorkflowReader) does, once per mapping.
+    pub fn prefetch_index(&self) {
+        #[cfg(unix)]
+        if let (Some(map), Some(range)) = (&self._map, self.view.index_range()) {
+            let _ = map.advise_range(memmap2::Advice::WillNeed, range.start, range.len());
+        }
+    }
+
+    /// The file this store maps.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file's size in bytes.
+    pub fn size(&self) -> usize {
+        self.view.bytes().len()
+    }
+}
+
+impl fmt::Debug for MmapWorkflowStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MmapWorkflowStore")
+            .field("path", &self.path)
+            .field("version", &self.version())
+            .field("workflows", &self.len())
+            .finish()
+    }
+}
+
+#[inline]
+fn found(result: Result<Option<&[u8]>, StoreError>) -> Result<&[u8], LookupError> {
+    match result {
+        Ok(Some(data)) => Ok(data),
+        Ok(None) => Err(LookupError::NotFound),
+        Err(e) => Err(LookupError::Corrupt(e)),
+    }
+}
+
+/// The lookups of a batch of ids: made by
+/// [`MmapWorkflowStore::lookup_many`].
+#[derive(Debug)]
+pub struct LookupMany<'s, 'i> {
+    inner: ManyInner<'s, 'i>,
+}
+
+// The indexed variant carries the ring of lookups in flight; boxing it
+// would cost a heap allocation per batch, which is what this avoids.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+enum ManyInner<'s, 'i> {
+    Indexed(GetMany<'s, 'i>),
+    Scanned {
+        store: &'s MmapWorkflowStore,
+        ids: std::slice::Iter<'i, WorkflowSpecId>,
+    },
+}
+
+impl<'s> Iterator for LookupMany<'s, '_> {
+    type Item = Result<&'s [u8], LookupError>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        match &mut self.inner {
+            ManyInner::Indexed(many) => many.next().map(found),
+            ManyInner::Scanned { store, ids } => ids.next().map(|id| store.lookup(id)),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match &self.inner {
+            ManyInner::Indexed(many) => many.size_hint(),
+            ManyInner::Scanned { ids, .. } => ids.size_hint(),
+        }
+    }
+}
+
+impl ExactSizeIterator for LookupMany<'_, '_> {}

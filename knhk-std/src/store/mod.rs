@@ -1,0 +1,30 @@
+//! Workflow stores in files (feature `memory-v2`, on by default):
+//! [`MmapWorkflowStore`] maps one, [`MmapWorkflowReader`] caches open ones,
+//! [`WorkflowStoreWriter`] writes one and puts it in place atomically.
+//!
+//! The format, its reader over bytes and its streaming writer are
+//! knhk-core's ([`knhk_core::store`]); this module maps files, replaces
+//! them atomically, and caches open stores.
+//!
+//! # The memory-map contract
+//!
+//! A mapped file's bytes are the file's bytes: if another process
+//! truncates the file or rewrites it in place while it is mapped, reads of
+//! the mapping may see torn data or fault (`SIGBUS`). knhk never does
+//! either: [`WorkflowStoreWriter`] writes a new file next to the old one and
+//! renames it over, so a mapped store keeps seeing the file it opened, and
+//! [`MmapWorkflowReader`] notices the replacement and maps the new one.
+//! Other programs that write store files must do the same.
+
+mod cache;
+mod error;
+mod map;
+#[cfg(all(test, not(miri)))]
+mod tests;
+mod writer;
+
+pub use cache::MmapWorkflowReader;
+pub use error::{LookupError, StorageError};
+pub use knhk_core::store::{StoreError, Version};
+pub use map::{LookupMany, MmapWorkflowStore};
+pub use writer::{GrowingIndex, IoSink, WorkflowStoreWriter};
