@@ -419,14 +419,14 @@ impl core::error::Error for RegistryError {}
 /// bounds check and one acquire load; ids outside 1 to 43 get `None` (or an
 /// error from the methods that say why), never a panic.
 pub struct PatternTable<T> {
-    slots: [Once<T>; 43],
+    slots: [Once<T>; PatternId::MAX as usize],
 }
 
 impl<T> PatternTable<T> {
     /// No pattern registered.
     pub const fn new() -> PatternTable<T> {
         PatternTable {
-            slots: [const { Once::new() }; 43],
+            slots: [const { Once::new() }; PatternId::MAX as usize],
         }
     }
 

@@ -58,7 +58,7 @@ impl std::error::Error for RefusedExecutor {}
 
 struct PatternTableStd {
     map: PatternMap,
-    dense: [Option<Arc<dyn PatternExecutor>>; 43],
+    dense: [Option<Arc<dyn PatternExecutor>>; PatternId::MAX as usize],
     refused: Vec<RefusedExecutor>,
 }
 
