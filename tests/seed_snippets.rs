@@ -1,6 +1,6 @@
 //! The design document's snippets, as written there, against the std crate
 //! under the name `knhk-workflow-engine`. Where a snippet had to change, the
-//! change is marked and README.md says why.
+//! change is marked and docs/design.md says why.
 
 use knhk_tests::Task;
 

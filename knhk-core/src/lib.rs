@@ -1,8 +1,6 @@
-//! # knhk-core
+#![doc = include_str!("../README.md")]
 //!
-//! The part of knhk's memory layer that runs anywhere: bare-metal firmware,
-//! kernels, and hosted programs alike. It is `#![no_std]` and does not use
-//! `alloc`: every structure works over memory the caller supplies.
+//! ## Modules
 //!
 //! - [`arena`]: a bump arena over a caller's buffer, with checkpoints,
 //!   scopes, and values that are dropped exactly once.
@@ -20,20 +18,7 @@
 //! - [`PatternId`] and [`WorkflowSpecId`]: the identifiers the workflow
 //!   engine uses everywhere.
 //!
-//! The std adapter, `knhk-std`, re-exports all of this under the module paths
-//! of the original design document and adds what needs an operating system.
-//!
-//! ```
-//! use core::mem::MaybeUninit;
-//! use knhk_core::arena::Arena;
-//!
-//! let mut buf = [MaybeUninit::<u8>::uninit(); 256];
-//! let arena = Arena::new(&mut buf);
-//! let x = arena.alloc(41_u64)?;
-//! *x += 1;
-//! assert_eq!(*x, 42);
-//! # Ok::<(), knhk_core::arena::ArenaError>(())
-//! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(not(test), no_std)]
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
