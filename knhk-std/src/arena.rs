@@ -137,12 +137,13 @@ impl HeapArena {
     /// never aborts the process.
     pub fn with_capacity(bytes: usize) -> Result<HeapArena, ArenaError> {
         let buffer = HeapBuffer::new(bytes)?;
+        // The arena's `'static` is the bound on the values it takes (they
+        // may be dropped at any later reset, so must borrow nothing
+        // shorter-lived); what it hands out borrows `&self`, never the
+        // buffer for `'static`, and no `DerefMut` lets it be moved out from
+        // over its buffer.
         // SAFETY: the arena is a field declared before the buffer, so it is
-        // dropped first, and it is the only arena over this buffer. Its
-        // `'static` is the bound on the values it takes (they may be dropped
-        // at any later reset, so must borrow nothing shorter-lived); what it
-        // hands out borrows `&self`, never the buffer for `'static`, and no
-        // `DerefMut` lets it be moved out from over its buffer.
+        // dropped first, and it is the only arena over this buffer.
         let inner = unsafe { buffer.arena() };
         Ok(HeapArena {
             inner,
