@@ -332,9 +332,9 @@ impl Worker for KnhkWorker<'_> {
             choices: kernels::count(patterns, 4),
             any_termination: kernels::any(patterns, 43),
             splits: kernels::filter_into(patterns, 2, &mut self.matches[..]),
-            total: kernels::vectorized_sum_u64(durations),
-            longest: kernels::vectorized_max_u64(durations).unwrap_or(0),
-            variance: kernels::vectorized_variance_u64(durations).unwrap_or(0.0),
+            total: kernels::sum_u64(durations),
+            longest: kernels::max_u64(durations).unwrap_or(0),
+            variance: kernels::variance_u64(durations).unwrap_or(0.0),
         }
     }
 

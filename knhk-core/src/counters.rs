@@ -78,22 +78,16 @@ counters_by_inherent_methods! {
     impl['s, const N: usize] for SharedWriter<'s, N>;
 }
 
-/// A consistent-looking view of executor counters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct StatsSnapshot {
-    /// Tasks started and not yet completed or failed.
-    pub active: u64,
-    /// Tasks completed.
-    pub completed: u64,
-    /// Tasks failed.
-    pub failed: u64,
-}
-
-impl From<StatsSnapshot> for (u64, u64, u64) {
-    fn from(s: StatsSnapshot) -> Self {
-        (s.active, s.completed, s.failed)
-    }
+/// Formats `(active, completed, failed)` with their names.
+fn debug_counts(
+    (active, completed, failed): (u64, u64, u64),
+    f: &mut fmt::Formatter<'_>,
+) -> fmt::Result {
+    f.debug_struct("ExecutorStats")
+        .field("active", &active)
+        .field("completed", &completed)
+        .field("failed", &failed)
+        .finish()
 }
 
 /// Executor statistics, each counter on its own cache line.
@@ -162,16 +156,11 @@ impl ExecutorStats {
 
     /// `(active, completed, failed)`, as the design document returns them.
     pub fn snapshot(&self) -> (u64, u64, u64) {
-        self.stats().into()
-    }
-
-    /// The counters with names.
-    pub fn stats(&self) -> StatsSnapshot {
-        StatsSnapshot {
-            active: self.active.load(Relaxed),
-            completed: self.completed.load(Relaxed),
-            failed: self.failed.load(Relaxed),
-        }
+        (
+            self.active.load(Relaxed),
+            self.completed.load(Relaxed),
+            self.failed.load(Relaxed),
+        )
     }
 }
 
@@ -183,7 +172,7 @@ impl Default for ExecutorStats {
 
 impl fmt::Debug for ExecutorStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.stats(), f)
+        debug_counts(self.snapshot(), f)
     }
 }
 
@@ -310,11 +299,6 @@ impl<const N: usize> ShardedExecutorStats<N> {
 
     /// `(active, completed, failed)` summed over all shards.
     pub fn snapshot(&self) -> (u64, u64, u64) {
-        self.stats().into()
-    }
-
-    /// The summed counters with names.
-    pub fn stats(&self) -> StatsSnapshot {
         let (mut started, mut completed, mut failed) = (0_u64, 0_u64, 0_u64);
         for shard in self.shards.iter().map(|s| &**s).chain([&*self.shared]) {
             // Finished counts are read before started ones, so a task
@@ -323,11 +307,11 @@ impl<const N: usize> ShardedExecutorStats<N> {
             failed = failed.wrapping_add(shard.failed.load(Relaxed));
             started = started.wrapping_add(shard.started.load(Relaxed));
         }
-        StatsSnapshot {
-            active: started.saturating_sub(completed.wrapping_add(failed)),
+        (
+            started.saturating_sub(completed.wrapping_add(failed)),
             completed,
             failed,
-        }
+        )
     }
 }
 
@@ -339,7 +323,7 @@ impl<const N: usize> Default for ShardedExecutorStats<N> {
 
 impl<const N: usize> fmt::Debug for ShardedExecutorStats<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.stats(), f)
+        debug_counts(self.snapshot(), f)
     }
 }
 

@@ -14,8 +14,8 @@
 //! assert!(kernels::any(&patterns, 2));
 //!
 //! let values = [1_u64, 2, 3, 4, 5, 6, 7, 8, 9, 10];
-//! assert_eq!(kernels::vectorized_sum_u64(&values), 55);
-//! assert_eq!(kernels::vectorized_max_u64(&values), Some(10));
+//! assert_eq!(kernels::sum_u64(&values), 55);
+//! assert_eq!(kernels::max_u64(&values), Some(10));
 //! ```
 
 pub use knhk_core::kernels::*;
@@ -97,7 +97,7 @@ mod tests {
         std::env::set_var(SIMD_ENV, "portable");
         assert_eq!(cap_instruction_set_from_env(), Ok(InstructionSet::Portable));
         assert_eq!(active_instruction_set(), "portable");
-        assert_eq!(vectorized_max_u64(&[3, 9, 1]), Some(9));
+        assert_eq!(max_u64(&[3, 9, 1]), Some(9));
         std::env::set_var(SIMD_ENV, "avx1024");
         let err = cap_instruction_set_from_env().unwrap_err();
         assert!(err.to_string().contains("avx1024"), "{err}");

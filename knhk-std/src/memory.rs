@@ -9,4 +9,4 @@ pub use crate::alloc_stats::{
 pub use crate::arena::{ArenaAllocator, ArenaBox, ArenaError, Checkpoint, Rejected, ResetError};
 pub use crate::arena::{HeapArena as Arena, DEFAULT_CAPACITY};
 pub use crate::stats::{CacheAligned, CachePadded, ExecutorStats as PatternExecutorCached};
-pub use crate::stats::{ExecutorCounters, ExecutorStats, StatsSnapshot, ThreadShardedStats};
+pub use crate::stats::{ExecutorCounters, ExecutorStats, ThreadShardedStats};

@@ -31,11 +31,9 @@ pub mod simd {
 
     /// Counting, searching and filtering pattern ids.
     pub mod pattern_matching {
-        pub use crate::kernels::{
-            any, any_pattern, count, count_patterns, filter_into, for_each_match, matches,
-            pattern_numbers, vectorized_pattern_any, vectorized_pattern_count,
-            vectorized_pattern_filter_into, Lane, Matches,
-        };
+        pub use crate::kernels::any as vectorized_pattern_any;
+        pub use crate::kernels::count as vectorized_pattern_count;
+        pub use crate::kernels::filter_into as vectorized_pattern_filter_into;
 
         /// [`crate::kernels::filter`] over pattern ids.
         pub fn vectorized_pattern_filter(patterns: &[u32], v: u32) -> Vec<usize> {
@@ -45,9 +43,11 @@ pub mod simd {
 
     /// Exact statistics over batches of `u64` values.
     pub mod batching {
-        pub use crate::kernels::{
-            vectorized_average_u64, vectorized_max_u64, vectorized_min_u64,
-            vectorized_sample_variance_u64, vectorized_sum_u64, vectorized_variance_u64,
-        };
+        pub use crate::kernels::max_u64 as vectorized_max_u64;
+        pub use crate::kernels::mean_u64 as vectorized_average_u64;
+        pub use crate::kernels::min_u64 as vectorized_min_u64;
+        pub use crate::kernels::sample_variance_u64 as vectorized_sample_variance_u64;
+        pub use crate::kernels::sum_u64 as vectorized_sum_u64;
+        pub use crate::kernels::variance_u64 as vectorized_variance_u64;
     }
 }

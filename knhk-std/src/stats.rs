@@ -11,7 +11,7 @@ use std::fmt;
 use knhk_core::counters::ShardedExecutorStats;
 
 pub use knhk_core::cache::{CacheAligned, CachePadded};
-pub use knhk_core::counters::{ExecutorCounters, ExecutorStats, StatsSnapshot};
+pub use knhk_core::counters::{ExecutorCounters, ExecutorStats};
 
 use crate::thread_slot::{self, SLOTS};
 
@@ -92,11 +92,6 @@ impl ThreadShardedStats {
     pub fn snapshot(&self) -> (u64, u64, u64) {
         self.shards.snapshot()
     }
-
-    /// The counters with names.
-    pub fn stats(&self) -> StatsSnapshot {
-        self.shards.stats()
-    }
 }
 
 impl ExecutorCounters for ThreadShardedStats {
@@ -122,6 +117,11 @@ impl Default for ThreadShardedStats {
 
 impl fmt::Debug for ThreadShardedStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.stats(), f)
+        let (active, completed, failed) = self.snapshot();
+        f.debug_struct("ThreadShardedStats")
+            .field("active", &active)
+            .field("completed", &completed)
+            .field("failed", &failed)
+            .finish()
     }
 }

@@ -127,13 +127,10 @@ fn run(ctx: &mut Context) {
         let value_probe = id_probe;
 
         assert_eq!(
-            kernels::vectorized_pattern_count(ids, HIT),
+            kernels::count(ids, HIT),
             ids.iter().filter(|&&x| x == HIT).count()
         );
-        assert_eq!(
-            kernels::vectorized_max_u64(values),
-            values.iter().copied().max()
-        );
+        assert_eq!(kernels::max_u64(values), values.iter().copied().max());
 
         kernel_case(
             ctx,
@@ -141,7 +138,7 @@ fn run(ctx: &mut Context) {
             n,
             id_bytes,
             id_probe,
-            || kernels::vectorized_pattern_count(black_box(ids), HIT),
+            || kernels::count(black_box(ids), HIT),
             || black_box(ids).iter().filter(|&&x| x == HIT).count(),
             || native::count_u32(black_box(ids), HIT),
         );
@@ -151,7 +148,7 @@ fn run(ctx: &mut Context) {
             n,
             id_bytes,
             id_probe,
-            || kernels::vectorized_pattern_any(black_box(ids), ABSENT),
+            || kernels::any(black_box(ids), ABSENT),
             || black_box(ids).contains(&ABSENT),
             || native::any_u32(black_box(ids), ABSENT),
         );
@@ -180,7 +177,7 @@ fn run(ctx: &mut Context) {
             n,
             value_bytes,
             value_probe,
-            || kernels::vectorized_sum_u64(black_box(values)) as u64,
+            || kernels::sum_u64(black_box(values)) as u64,
             || {
                 black_box(values)
                     .iter()
@@ -194,7 +191,7 @@ fn run(ctx: &mut Context) {
             n,
             value_bytes,
             value_probe,
-            || kernels::vectorized_max_u64(black_box(values)),
+            || kernels::max_u64(black_box(values)),
             || black_box(values).iter().copied().max(),
             || native::max_u64(black_box(values)),
         );
@@ -204,7 +201,7 @@ fn run(ctx: &mut Context) {
             n,
             value_bytes,
             value_probe,
-            || kernels::vectorized_min_u64(black_box(values)),
+            || kernels::min_u64(black_box(values)),
             || black_box(values).iter().copied().min(),
             || native::min_u64(black_box(values)),
         );
@@ -214,7 +211,7 @@ fn run(ctx: &mut Context) {
             n,
             value_bytes,
             value_probe,
-            || kernels::vectorized_variance_u64(black_box(values)),
+            || kernels::variance_u64(black_box(values)),
             || {
                 let xs = black_box(values);
                 let mean = xs.iter().map(|&x| x as f64).sum::<f64>() / xs.len() as f64;

@@ -26,16 +26,16 @@
 //! use knhk_core::kernels;
 //!
 //! let patterns = [1_u32, 2, 3, 2, 4, 2, 5];
-//! assert_eq!(kernels::vectorized_pattern_count(&patterns, 2), 3);
-//! assert!(kernels::vectorized_pattern_any(&patterns, 5));
+//! assert_eq!(kernels::count(&patterns, 2), 3);
+//! assert!(kernels::any(&patterns, 5));
 //!
 //! let mut found = [0_usize; 8];
-//! let n = kernels::vectorized_pattern_filter_into(&patterns, 2, &mut found);
+//! let n = kernels::filter_into(&patterns, 2, &mut found);
 //! assert_eq!(&found[..n], &[1, 3, 5]);
 //!
 //! let values = [2_u64 << 59, (2 << 59) + 2];
-//! assert_eq!(kernels::vectorized_sum_u64(&values), (2 << 60) + 2);
-//! assert_eq!(kernels::vectorized_variance_u64(&values), Some(1.0)); // exact
+//! assert_eq!(kernels::sum_u64(&values), (2 << 60) + 2);
+//! assert_eq!(kernels::variance_u64(&values), Some(1.0)); // exact
 //! ```
 
 mod exact;
@@ -388,54 +388,22 @@ fn chunk_mask<T: Lane>(chunk: &[T; CHUNK], v: T) -> u64 {
     )
 }
 
-/// How many pattern ids equal `v`: the design document's
-/// `vectorized_pattern_count` over `u32` pattern numbers.
-#[inline]
-pub fn vectorized_pattern_count(patterns: &[u32], v: u32) -> usize {
-    count(patterns, v)
-}
-
-/// Whether any pattern id equals `v`.
-#[inline]
-pub fn vectorized_pattern_any(patterns: &[u32], v: u32) -> bool {
-    any(patterns, v)
-}
-
-/// The design document's `vectorized_pattern_filter` without allocating:
-/// see [`filter_into`]. (knhk-std's version returns a `Vec`.)
-#[inline]
-pub fn vectorized_pattern_filter_into(patterns: &[u32], v: u32, out: &mut [usize]) -> usize {
-    filter_into(patterns, v, out)
-}
-
 /// A `PatternId` slice as its `u32` numbers, for any kernel.
+///
+/// ```
+/// use knhk_core::{kernels, PatternId};
+/// let ids = [PatternId(2), PatternId(3), PatternId(2)];
+/// assert_eq!(kernels::count(kernels::pattern_numbers(&ids), 2), 2);
+/// ```
 pub fn pattern_numbers(ids: &[PatternId]) -> &[u32] {
     // SAFETY: `PatternId` is `#[repr(transparent)]` over `u32`, so the slices
     // have the same layout, length and alignment.
     unsafe { core::slice::from_raw_parts(ids.as_ptr().cast::<u32>(), ids.len()) }
 }
 
-/// How many of `ids` equal `id`.
-///
-/// ```
-/// use knhk_core::{kernels, PatternId};
-/// let ids = [PatternId(2), PatternId(3), PatternId(2)];
-/// assert_eq!(kernels::count_patterns(&ids, PatternId(2)), 2);
-/// ```
-#[inline]
-pub fn count_patterns(ids: &[PatternId], id: PatternId) -> usize {
-    count(pattern_numbers(ids), id.0)
-}
-
-/// Whether any of `ids` equals `id`.
-#[inline]
-pub fn any_pattern(ids: &[PatternId], id: PatternId) -> bool {
-    any(pattern_numbers(ids), id.0)
-}
-
 /// The exact sum; a `u128` cannot overflow for any slice.
 #[inline]
-pub fn vectorized_sum_u64(values: &[u64]) -> u128 {
+pub fn sum_u64(values: &[u64]) -> u128 {
     dispatch!(
         avx512: x86::sum_u64_avx512(values),
         avx2: x86::sum_u64_avx2(values),
@@ -445,7 +413,7 @@ pub fn vectorized_sum_u64(values: &[u64]) -> u128 {
 
 /// The largest value, or `None` for an empty slice.
 #[inline]
-pub fn vectorized_max_u64(values: &[u64]) -> Option<u64> {
+pub fn max_u64(values: &[u64]) -> Option<u64> {
     dispatch!(
         avx512: x86::max_u64_avx512(values),
         avx2: x86::max_u64_avx2(values),
@@ -457,7 +425,7 @@ pub fn vectorized_max_u64(values: &[u64]) -> Option<u64> {
 
 /// The smallest value, or `None` for an empty slice.
 #[inline]
-pub fn vectorized_min_u64(values: &[u64]) -> Option<u64> {
+pub fn min_u64(values: &[u64]) -> Option<u64> {
     dispatch!(
         avx512: x86::min_u64_avx512(values),
         avx2: x86::min_u64_avx2(values),
@@ -469,11 +437,11 @@ pub fn vectorized_min_u64(values: &[u64]) -> Option<u64> {
 
 /// The mean, computed from the exact sum and rounded once; `None` for an
 /// empty slice.
-pub fn vectorized_average_u64(values: &[u64]) -> Option<f64> {
+pub fn mean_u64(values: &[u64]) -> Option<f64> {
     if values.is_empty() {
         return None;
     }
-    let sum = vectorized_sum_u64(values);
+    let sum = sum_u64(values);
     Some(exact::ratio_to_f64(
         U256::from_u128(sum),
         values.len() as u128,
@@ -500,10 +468,10 @@ fn spread(values: &[u64]) -> U256 {
 /// and rounded once; `None` for an empty slice.
 ///
 /// ```
-/// let v = knhk_core::kernels::vectorized_variance_u64(&[1 << 60, (1 << 60) + 2]);
+/// let v = knhk_core::kernels::variance_u64(&[1 << 60, (1 << 60) + 2]);
 /// assert_eq!(v, Some(1.0)); // a two-pass f64 computation gives 0 here
 /// ```
-pub fn vectorized_variance_u64(values: &[u64]) -> Option<f64> {
+pub fn variance_u64(values: &[u64]) -> Option<f64> {
     if values.is_empty() {
         return None;
     }
@@ -513,7 +481,7 @@ pub fn vectorized_variance_u64(values: &[u64]) -> Option<f64> {
 
 /// The sample variance `Σ(x − mean)² / (n − 1)`, exact and rounded once;
 /// `None` for fewer than two values.
-pub fn vectorized_sample_variance_u64(values: &[u64]) -> Option<f64> {
+pub fn sample_variance_u64(values: &[u64]) -> Option<f64> {
     if values.len() < 2 {
         return None;
     }

@@ -83,10 +83,10 @@ fn check_stats(xs: &[u64]) -> Result<(), TestCaseError> {
     for (name, got) in variants!(portable::sum_u64, sum_u64_avx2, sum_u64_avx512, (xs)) {
         prop_assert_eq!(got, sum, "sum, {} variant", name);
     }
-    prop_assert_eq!(vectorized_sum_u64(xs), sum);
+    prop_assert_eq!(sum_u64(xs), sum);
     let (max, min) = (xs.iter().copied().max(), xs.iter().copied().min());
-    prop_assert_eq!(vectorized_max_u64(xs), max);
-    prop_assert_eq!(vectorized_min_u64(xs), min);
+    prop_assert_eq!(max_u64(xs), max);
+    prop_assert_eq!(min_u64(xs), min);
     prop_assert_eq!(portable::max_u64(xs), max);
     prop_assert_eq!(portable::min_u64(xs), min);
     #[cfg(all(
@@ -128,23 +128,20 @@ fn check_stats(xs: &[u64]) -> Result<(), TestCaseError> {
 
     let n = xs.len() as u128;
     if xs.is_empty() {
-        prop_assert_eq!(vectorized_average_u64(xs), None);
-        prop_assert_eq!(vectorized_variance_u64(xs), None);
+        prop_assert_eq!(mean_u64(xs), None);
+        prop_assert_eq!(variance_u64(xs), None);
     } else {
         let spread = oracle::sum_sq(xs)
             .mul_u64(n as u64)
             .sub(U256::mul_u128(sum, sum));
+        prop_assert_eq!(variance_u64(xs), Some(exact::ratio_to_f64(spread, n * n)));
         prop_assert_eq!(
-            vectorized_variance_u64(xs),
-            Some(exact::ratio_to_f64(spread, n * n))
-        );
-        prop_assert_eq!(
-            vectorized_average_u64(xs),
+            mean_u64(xs),
             Some(exact::ratio_to_f64(U256::from_u128(sum), n))
         );
         if n >= 2 {
             prop_assert_eq!(
-                vectorized_sample_variance_u64(xs),
+                sample_variance_u64(xs),
                 Some(exact::ratio_to_f64(spread, n * (n - 1)))
             );
         }
@@ -152,7 +149,7 @@ fn check_stats(xs: &[u64]) -> Result<(), TestCaseError> {
         if xs.iter().all(|&x| x < 1 << 20) {
             let mean = xs.iter().map(|&x| x as f64).sum::<f64>() / n as f64;
             let var = xs.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n as f64;
-            let got = vectorized_variance_u64(xs).unwrap();
+            let got = variance_u64(xs).unwrap();
             prop_assert!(
                 (got - var).abs() <= 1e-6 * var.max(1.0),
                 "{} vs {}",
@@ -225,49 +222,46 @@ fn long_u8_runs_do_not_overflow_the_narrow_counters() {
 #[test]
 fn all_max_values() {
     let xs = vec![u64::MAX; 1000];
-    assert_eq!(vectorized_sum_u64(&xs), 1000 * u128::from(u64::MAX));
-    assert_eq!(vectorized_max_u64(&xs), Some(u64::MAX));
-    assert_eq!(vectorized_min_u64(&xs), Some(u64::MAX));
-    assert_eq!(vectorized_average_u64(&xs), Some(u64::MAX as f64));
-    assert_eq!(vectorized_variance_u64(&xs), Some(0.0));
+    assert_eq!(sum_u64(&xs), 1000 * u128::from(u64::MAX));
+    assert_eq!(max_u64(&xs), Some(u64::MAX));
+    assert_eq!(min_u64(&xs), Some(u64::MAX));
+    assert_eq!(mean_u64(&xs), Some(u64::MAX as f64));
+    assert_eq!(variance_u64(&xs), Some(0.0));
     check_stats(&xs).unwrap();
 }
 
 #[test]
 fn variance_is_exact_where_f64_is_not() {
     let xs = [1_u64 << 60, (1 << 60) + 2];
-    assert_eq!(vectorized_variance_u64(&xs), Some(1.0));
-    assert_eq!(vectorized_sample_variance_u64(&xs), Some(2.0));
-    assert_eq!(
-        vectorized_average_u64(&xs),
-        Some(((1_u64 << 60) + 1) as f64)
-    );
+    assert_eq!(variance_u64(&xs), Some(1.0));
+    assert_eq!(sample_variance_u64(&xs), Some(2.0));
+    assert_eq!(mean_u64(&xs), Some(((1_u64 << 60) + 1) as f64));
     // The extremes: variance of [0, u64::MAX] is (2^64 - 1)^2 / 4.
     // (2^64 - 1)^2 / 4 = 2^126 - 2^63 + 1/4, which rounds to 2^126.
-    let v = vectorized_variance_u64(&[0, u64::MAX]).unwrap();
+    let v = variance_u64(&[0, u64::MAX]).unwrap();
     assert_eq!(v, f64::from_bits((1023 + 126) << 52));
-    assert_eq!(vectorized_sample_variance_u64(&[5]), None);
-    assert_eq!(vectorized_variance_u64(&[5]), Some(0.0));
+    assert_eq!(sample_variance_u64(&[5]), None);
+    assert_eq!(variance_u64(&[5]), Some(0.0));
 }
 
 #[test]
 fn seed_values() {
     let patterns = [1_u32, 2, 3, 2, 4, 2, 5];
-    assert_eq!(vectorized_pattern_count(&patterns, 2), 3);
-    assert!(vectorized_pattern_any(&patterns, 2));
-    assert!(!vectorized_pattern_any(&patterns, 9));
+    assert_eq!(count(&patterns, 2), 3);
+    assert!(super::any(&patterns, 2));
+    assert!(!super::any(&patterns, 9));
     let values: Vec<u64> = (1..=10).collect();
-    assert_eq!(vectorized_sum_u64(&values), 55);
-    assert_eq!(vectorized_max_u64(&values), Some(10));
-    assert_eq!(vectorized_average_u64(&values), Some(5.5));
-    assert_eq!(vectorized_variance_u64(&values), Some(8.25));
+    assert_eq!(sum_u64(&values), 55);
+    assert_eq!(max_u64(&values), Some(10));
+    assert_eq!(mean_u64(&values), Some(5.5));
+    assert_eq!(variance_u64(&values), Some(8.25));
 }
 
 #[test]
 fn pattern_ids_work_through_their_numbers() {
     let ids = [PatternId(3), PatternId(7), PatternId(3)];
-    assert_eq!(count_patterns(&ids, PatternId(3)), 2);
-    assert!(any_pattern(&ids, PatternId(7)));
+    assert_eq!(count(pattern_numbers(&ids), 3), 2);
+    assert!(super::any(pattern_numbers(&ids), 7));
     assert_eq!(pattern_numbers(&ids), &[3, 7, 3]);
 }
 
@@ -342,19 +336,9 @@ fn every_tier_this_cpu_has_matches_the_oracle() {
                         at("matches")
                     );
                 }
-                assert_eq!(vectorized_sum_u64(vs), oracle::sum(vs), "{}", at("sum"));
-                assert_eq!(
-                    vectorized_max_u64(vs),
-                    vs.iter().copied().max(),
-                    "{}",
-                    at("max")
-                );
-                assert_eq!(
-                    vectorized_min_u64(vs),
-                    vs.iter().copied().min(),
-                    "{}",
-                    at("min")
-                );
+                assert_eq!(sum_u64(vs), oracle::sum(vs), "{}", at("sum"));
+                assert_eq!(max_u64(vs), vs.iter().copied().max(), "{}", at("max"));
+                assert_eq!(min_u64(vs), vs.iter().copied().min(), "{}", at("min"));
                 if !vs.is_empty() {
                     let n = vs.len() as u128;
                     let sum = oracle::sum(vs);
@@ -362,7 +346,7 @@ fn every_tier_this_cpu_has_matches_the_oracle() {
                         .mul_u64(n as u64)
                         .sub(U256::mul_u128(sum, sum));
                     assert_eq!(
-                        vectorized_variance_u64(vs),
+                        variance_u64(vs),
                         Some(exact::ratio_to_f64(spread, n * n)),
                         "{}",
                         at("variance")

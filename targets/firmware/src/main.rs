@@ -115,14 +115,14 @@ fn kernels() {
     let scalar_count = ids.iter().filter(|&&x| x == 3).count();
     check(
         "kernels: count",
-        kernels::vectorized_pattern_count(&ids, 3) == scalar_count,
+        kernels::count(&ids, 3) == scalar_count,
     );
     check(
         "kernels: any",
-        kernels::vectorized_pattern_any(&ids, 5) && !kernels::vectorized_pattern_any(&ids, 9),
+        kernels::any(&ids, 5) && !kernels::any(&ids, 9),
     );
     let mut out = [0_usize; 203];
-    let n = kernels::vectorized_pattern_filter_into(&ids, 3, &mut out);
+    let n = kernels::filter_into(&ids, 3, &mut out);
     check(
         "kernels: filter",
         n == scalar_count && out[..n].iter().all(|&i| ids[i] == 3),
@@ -131,19 +131,19 @@ fn kernels() {
     let sum: u128 = values.iter().map(|&v| v as u128).sum();
     check(
         "kernels: exact sum",
-        kernels::vectorized_sum_u64(&values) == sum,
+        kernels::sum_u64(&values) == sum,
     );
     check(
         "kernels: max",
-        kernels::vectorized_max_u64(&values) == Some(u64::MAX),
+        kernels::max_u64(&values) == Some(u64::MAX),
     );
     check(
         "kernels: min",
-        kernels::vectorized_min_u64(&values) == Some(0),
+        kernels::min_u64(&values) == Some(0),
     );
     check(
         "kernels: exact variance",
-        kernels::vectorized_variance_u64(&[1 << 60, (1 << 60) + 2]) == Some(1.0),
+        kernels::variance_u64(&[1 << 60, (1 << 60) + 2]) == Some(1.0),
     );
 }
 

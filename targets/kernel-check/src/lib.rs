@@ -56,12 +56,12 @@ pub unsafe extern "C" fn knhk_check_counting(
 pub unsafe extern "C" fn knhk_check_statistics(q: *const u64, n: usize) -> u64 {
     // SAFETY: the caller's contract.
     let q = unsafe { slice(q, n) };
-    let sum = kernels::vectorized_sum_u64(q) as u64;
-    let max = kernels::vectorized_max_u64(q).unwrap_or(0);
-    let min = kernels::vectorized_min_u64(q).unwrap_or(0);
-    let mean = kernels::vectorized_average_u64(q).unwrap_or(0.0);
-    let var = kernels::vectorized_variance_u64(q).unwrap_or(0.0);
-    let sample = kernels::vectorized_sample_variance_u64(q).unwrap_or(0.0);
+    let sum = kernels::sum_u64(q) as u64;
+    let max = kernels::max_u64(q).unwrap_or(0);
+    let min = kernels::min_u64(q).unwrap_or(0);
+    let mean = kernels::mean_u64(q).unwrap_or(0.0);
+    let var = kernels::variance_u64(q).unwrap_or(0.0);
+    let sample = kernels::sample_variance_u64(q).unwrap_or(0.0);
     sum ^ max ^ min ^ mean.to_bits() ^ var.to_bits() ^ sample.to_bits()
 }
 
