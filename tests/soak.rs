@@ -111,8 +111,8 @@ fn store_replacements(deadline: Instant) -> Result<String, String> {
                         rng ^= rng >> 7;
                         rng ^= rng << 17;
                         let n = rng % WORKFLOWS;
-                        match store.lookup(&spec_id(n)) {
-                            Ok(data) => match check_payload(data, n) {
+                        match store.try_get(&spec_id(n)) {
+                            Ok(Some(data)) => match check_payload(data, n) {
                                 // One mapping is one version, throughout.
                                 Ok(v) if version.is_none_or(|seen| seen == v) => version = Some(v),
                                 Ok(v) => fail(format!(
@@ -120,6 +120,7 @@ fn store_replacements(deadline: Instant) -> Result<String, String> {
                                 )),
                                 Err(e) => fail(format!("reader {reader}: {e}")),
                             },
+                            Ok(None) => fail(format!("reader {reader}: workflow {n} is missing")),
                             Err(e) => fail(format!("reader {reader}: workflow {n}: {e}")),
                         }
                         lookups.fetch_add(1, Relaxed);

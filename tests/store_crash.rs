@@ -53,7 +53,7 @@ fn a_killed_writer_leaves_the_old_store_whole() {
     assert!(status.success());
     let store = MmapWorkflowStore::new(&path).unwrap();
     assert_eq!(store.len(), 500);
-    assert!(store.get_workflow(&old).is_none());
+    assert!(store.get(&old).is_none());
     store.verify().unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }

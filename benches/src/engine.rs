@@ -226,7 +226,7 @@ pub fn run_batches<S: Stack>(stack: &S, ids: &[WorkflowSpecId]) -> u64 {
 /// How the knhk stack fetches a batch's specs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lookups {
-    /// [`MmapWorkflowStore::lookup_many`]: the batch's lookups overlapped.
+    /// [`MmapWorkflowStore::get_many`]: the batch's lookups overlapped.
     Batched,
     /// [`MmapWorkflowStore::lookup`], one task at a time.
     PerTask,
@@ -286,13 +286,13 @@ impl Stack for KnhkStack {
     fn for_each_spec(&self, ids: &[WorkflowSpecId], mut each: impl FnMut(usize, &[u8])) {
         match self.lookups {
             Lookups::Batched => {
-                for (i, spec) in self.store.lookup_many(ids).enumerate() {
-                    each(i, spec.expect("every id is in the store"));
+                for (i, spec) in self.store.get_many(ids).enumerate() {
+                    each(i, spec.ok().flatten().expect("every id is in the store"));
                 }
             }
             Lookups::PerTask => {
                 for (i, id) in ids.iter().enumerate() {
-                    each(i, self.store.lookup(id).expect("every id is in the store"));
+                    each(i, self.store.get(id).expect("every id is in the store"));
                 }
             }
         }

@@ -171,12 +171,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let arena = pool.checkout()?;
                     // One call for the whole batch: the index lines and
                     // specs of the next lookups load while this one runs.
-                    for (i, spec) in store.lookup_many(ids).enumerate() {
+                    for (i, spec) in store.get_many(ids).enumerate() {
                         let task_id =
                             ((worker * batches_per_worker + batch) * TASKS_PER_BATCH + i) as u64;
                         let pattern = match spec {
-                            Ok(spec) => u32::from(spec.first().copied().unwrap_or(0)),
-                            Err(_) => {
+                            Ok(Some(spec)) => u32::from(spec.first().copied().unwrap_or(0)),
+                            Ok(None) | Err(_) => {
                                 stats.inc_failed();
                                 continue;
                             }
@@ -207,8 +207,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 5. Filter with the kernels: which tasks of a batch run Exclusive Choice?
     let task_patterns: Vec<u32> = store
-        .lookup_many(&batch_ids[0])
-        .map(|spec| spec.map_or(0, |s| u32::from(s[0])))
+        .get_many(&batch_ids[0])
+        .map(|spec| spec.ok().flatten().map_or(0, |s| u32::from(s[0])))
         .collect();
     let choices = pattern_matching::vectorized_pattern_filter(&task_patterns, 4);
     drop(store);

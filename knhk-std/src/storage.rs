@@ -2,6 +2,6 @@
 //! default): [`crate::store`] under the design's name.
 
 pub use crate::store::{
-    GrowingIndex, IoSink, LookupError, LookupMany, MmapWorkflowReader, MmapWorkflowStore,
-    StorageError, StoreError, Version, WorkflowStoreWriter,
+    GetMany, GrowingIndex, IoSink, MmapWorkflowReader, MmapWorkflowStore, StorageError, StoreError,
+    Version, WorkflowStoreWriter,
 };

@@ -211,8 +211,9 @@ fn get(file: &Path, id: &str) -> Result<(), Failure> {
     let id = parse_id(id)?;
     let store = open(file)?;
     let data = store
-        .lookup(&id)
-        .map_err(|e| format!("{}: workflow {id}: {e}", file.display()))?;
+        .try_get(&id)
+        .map_err(|e| format!("{}: workflow {id}: {e}", file.display()))?
+        .ok_or_else(|| format!("{}: workflow {id}: no workflow has this id", file.display()))?;
     let mut out = std::io::stdout().lock();
     out.write_all(data)?;
     out.flush()?;

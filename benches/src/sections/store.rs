@@ -201,12 +201,12 @@ fn run(ctx: &mut Context) {
         let misses: Vec<WorkflowSpecId> = (0..LOOKUPS).map(|_| spec_id(n + next() % n)).collect();
         assert!(hits
             .iter()
-            .all(|id| store.get_workflow(id) == index.get(id).map(|&(s, l)| &bytes[s..s + l])));
+            .all(|id| store.get(id) == index.get(id).map(|&(s, l)| &bytes[s..s + l])));
         for (case, ids) in [("get_hit", &hits), ("get_miss", &misses)] {
             let results = SideBySide::new()
                 .batch(cfg, "knhk", LOOKUPS as u64, || {
                     for id in ids {
-                        black_box(store.get_workflow(black_box(id)).map(first));
+                        black_box(store.get(black_box(id)).map(first));
                     }
                 })
                 .batch(cfg, "hashmap", LOOKUPS as u64, || {
@@ -232,8 +232,8 @@ fn run(ctx: &mut Context) {
         }
         let results = SideBySide::new()
             .batch(cfg, "knhk", LOOKUPS as u64, || {
-                for spec in store.lookup_many(black_box(&hits)) {
-                    black_box(spec.ok().map(first));
+                for spec in store.get_many(black_box(&hits)) {
+                    black_box(spec.ok().flatten().map(first));
                 }
             })
             .run(cfg);

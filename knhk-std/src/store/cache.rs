@@ -46,9 +46,9 @@ impl FileIdentity {
 /// # std::fs::create_dir_all(&dir)?;
 /// # let path = dir.join("workflows.bin");
 /// # WorkflowStoreWriter::create(&path)?.finish()?;
-/// let mut reader = MmapWorkflowReader::new();
-/// let store = reader.load_store(&path)?;
-/// let again = reader.load_store(&path)?;
+/// let reader = MmapWorkflowReader::new();
+/// let store = reader.load(&path)?;
+/// let again = reader.load(&path)?;
 /// assert!(std::sync::Arc::ptr_eq(&store, &again));
 /// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -65,15 +65,8 @@ impl MmapWorkflowReader {
     }
 
     /// The store at `path`: from the cache if the file is unchanged,
-    /// otherwise newly mapped (and cached).
-    pub fn load_store(
-        &mut self,
-        path: impl AsRef<Path>,
-    ) -> Result<Arc<MmapWorkflowStore>, StorageError> {
-        self.load(path)
-    }
-
-    /// [`load_store`](Self::load_store) through a shared reference.
+    /// otherwise newly mapped (and cached). Takes `&self`: share one reader
+    /// between threads.
     pub fn load(&self, path: impl AsRef<Path>) -> Result<Arc<MmapWorkflowStore>, StorageError> {
         let path = path.as_ref();
         let canonical = fs::canonicalize(path).map_err(io_error(path, "find"))?;
@@ -89,6 +82,14 @@ impl MmapWorkflowReader {
         store.prefetch_index();
         cache.insert(canonical, (identity, Arc::clone(&store)));
         Ok(store)
+    }
+
+    /// The design document's name for [`load`](Self::load).
+    pub fn load_store(
+        &mut self,
+        path: impl AsRef<Path>,
+    ) -> Result<Arc<MmapWorkflowStore>, StorageError> {
+        self.load(path)
     }
 
     /// How many stores are cached.

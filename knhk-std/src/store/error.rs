@@ -78,33 +78,3 @@ pub(super) fn io_error<'p>(
         source,
     }
 }
-
-/// Why a lookup found no usable workflow.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum LookupError {
-    /// No workflow has this id.
-    NotFound,
-    /// The workflow exists but is not UTF-8 text.
-    NotUtf8 {
-        /// Where the first invalid byte is.
-        valid_up_to: usize,
-    },
-    /// The lookup ran into damage in the file.
-    Corrupt(StoreError),
-}
-
-impl fmt::Display for LookupError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LookupError::NotFound => f.write_str("no workflow has this id"),
-            LookupError::NotUtf8 { valid_up_to } => write!(
-                f,
-                "the workflow is not UTF-8 text (invalid byte at {valid_up_to})"
-            ),
-            LookupError::Corrupt(e) => fmt::Display::fmt(e, f),
-        }
-    }
-}
-
-impl std::error::Error for LookupError {}

@@ -7,18 +7,18 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use knhk_core::store::{GetMany, StoreError, StoreView, Version};
+use knhk_core::store::{StoreError, StoreView, Version};
 use knhk_core::WorkflowSpecId;
 use memmap2::Mmap;
 
-use super::error::{io_error, LookupError, StorageError};
+use super::error::{io_error, StorageError};
 
 /// A workflow store mapped into memory.
 ///
 /// Version-3 and version-2 files open in O(1) and look up through their
 /// index; version-1 files (the design document's format) are scanned once
 /// at open into a hash index. A lookup in a version-3 file reads one
-/// 64-byte index bucket and the entry; [`lookup_many`](Self::lookup_many)
+/// 64-byte index bucket and the entry; [`get_many`](Self::get_many)
 /// overlaps the memory latency of a whole batch of lookups. Lookups return slices of the mapping: no copy. The data is
 /// advised as randomly accessed (`MADV_RANDOM`), and
 /// [`prefetch_index`](Self::prefetch_index) asks for the index to be read in.
@@ -128,27 +128,23 @@ impl MmapWorkflowStore {
         })
     }
 
-    /// The workflow with this id, if there is one (damage is treated as
-    /// absence; [`lookup`](Self::lookup) says which).
+    /// The workflow with this id, if there is one; damage the lookup runs
+    /// into counts as absence ([`try_get`](Self::try_get) tells them apart).
     #[inline]
-    pub fn get_workflow(&self, id: &WorkflowSpecId) -> Option<&[u8]> {
-        self.lookup(id).ok()
+    pub fn get(&self, id: &WorkflowSpecId) -> Option<&[u8]> {
+        self.try_get(id).ok().flatten()
     }
 
-    /// The workflow as text, if there is one and it is UTF-8.
-    pub fn get_workflow_str(&self, id: &WorkflowSpecId) -> Option<&str> {
-        self.lookup_str(id).ok()
-    }
-
-    /// The workflow with this id, or why not.
+    /// The workflow with this id, `Ok(None)` if there is none, or the damage
+    /// the lookup ran into. In a version-3 file it reads one 64-byte index
+    /// bucket and the entry.
     #[inline]
-    pub fn lookup(&self, id: &WorkflowSpecId) -> Result<&[u8], LookupError> {
+    pub fn try_get(&self, id: &WorkflowSpecId) -> Result<Option<&[u8]>, StoreError> {
         match &self.scanned {
-            Some(index) => {
-                let &(start, len) = index.get(id).ok_or(LookupError::NotFound)?;
-                Ok(&self.view.bytes()[start..start + len])
-            }
-            None => found(self.view.try_get(id)),
+            Some(index) => Ok(index
+                .get(id)
+                .map(|&(start, len)| &self.view.bytes()[start..start + len])),
+            None => self.view.try_get(id),
         }
     }
 
@@ -157,11 +153,10 @@ impl MmapWorkflowStore {
     /// entries of the next lookups are already on their way into the cache
     /// (see [`StoreView::get_many`]). An engine knows a batch's ids before
     /// it runs the batch; this is the fastest way to fetch its specs. Each
-    /// item is what [`lookup`](Self::lookup) returns for that id.
+    /// item is what [`try_get`](Self::try_get) returns for that id.
     ///
     /// ```
     /// use knhk_std::store::{MmapWorkflowStore, WorkflowStoreWriter};
-    /// use knhk_std::store::LookupError;
     /// use knhk_std::WorkflowSpecId;
     ///
     /// # let dir = std::env::temp_dir().join(format!("knhk-doc-many-{}", std::process::id()));
@@ -176,16 +171,16 @@ impl MmapWorkflowStore {
     ///
     /// let store = MmapWorkflowStore::new(&path)?;
     /// let batch = [ids[42], ids[7], WorkflowSpecId::from_bytes([200; 16])];
-    /// let mut specs = store.lookup_many(&batch);
-    /// assert_eq!(specs.next(), Some(Ok(&b"workflow 42"[..])));
-    /// assert_eq!(specs.next(), Some(Ok(&b"workflow 7"[..])));
-    /// assert_eq!(specs.next(), Some(Err(LookupError::NotFound)));
+    /// let mut specs = store.get_many(&batch);
+    /// assert_eq!(specs.next(), Some(Ok(Some(&b"workflow 42"[..]))));
+    /// assert_eq!(specs.next(), Some(Ok(Some(&b"workflow 7"[..]))));
+    /// assert_eq!(specs.next(), Some(Ok(None)));
     /// assert_eq!(specs.next(), None);
     /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn lookup_many<'s, 'i>(&'s self, ids: &'i [WorkflowSpecId]) -> LookupMany<'s, 'i> {
-        LookupMany {
+    pub fn get_many<'s, 'i>(&'s self, ids: &'i [WorkflowSpecId]) -> GetMany<'s, 'i> {
+        GetMany {
             inner: match &self.scanned {
                 Some(_) => ManyInner::Scanned {
                     store: self,
@@ -196,20 +191,24 @@ impl MmapWorkflowStore {
         }
     }
 
+    /// The design document's name for [`get`](Self::get).
+    #[inline]
+    pub fn get_workflow(&self, id: &WorkflowSpecId) -> Option<&[u8]> {
+        self.get(id)
+    }
+
+    /// The design document's text form of [`get`](Self::get): the workflow
+    /// if there is one and it is UTF-8.
+    pub fn get_workflow_str(&self, id: &WorkflowSpecId) -> Option<&str> {
+        self.get(id).and_then(|data| std::str::from_utf8(data).ok())
+    }
+
     /// Starts loading the index line that a lookup of `id` will read, and
     /// returns at once: for engines that interleave lookups with their own
     /// work, call it a few tasks ahead. A hint: it never fails.
     #[inline]
     pub fn prefetch(&self, id: &WorkflowSpecId) {
         self.view.prefetch(id);
-    }
-
-    /// The workflow as text, or why not.
-    pub fn lookup_str(&self, id: &WorkflowSpecId) -> Result<&str, LookupError> {
-        let data = self.lookup(id)?;
-        std::str::from_utf8(data).map_err(|e| LookupError::NotUtf8 {
-            valid_up_to: e.valid_up_to(),
-        })
     }
 
     /// The ids of all workflows, in file order.
@@ -280,19 +279,10 @@ impl fmt::Debug for MmapWorkflowStore {
     }
 }
 
-#[inline]
-fn found(result: Result<Option<&[u8]>, StoreError>) -> Result<&[u8], LookupError> {
-    match result {
-        Ok(Some(data)) => Ok(data),
-        Ok(None) => Err(LookupError::NotFound),
-        Err(e) => Err(LookupError::Corrupt(e)),
-    }
-}
-
 /// The lookups of a batch of ids: made by
-/// [`MmapWorkflowStore::lookup_many`].
+/// [`MmapWorkflowStore::get_many`].
 #[derive(Debug)]
-pub struct LookupMany<'s, 'i> {
+pub struct GetMany<'s, 'i> {
     inner: ManyInner<'s, 'i>,
 }
 
@@ -301,21 +291,21 @@ pub struct LookupMany<'s, 'i> {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum ManyInner<'s, 'i> {
-    Indexed(GetMany<'s, 'i>),
+    Indexed(knhk_core::store::GetMany<'s, 'i>),
     Scanned {
         store: &'s MmapWorkflowStore,
         ids: std::slice::Iter<'i, WorkflowSpecId>,
     },
 }
 
-impl<'s> Iterator for LookupMany<'s, '_> {
-    type Item = Result<&'s [u8], LookupError>;
+impl<'s> Iterator for GetMany<'s, '_> {
+    type Item = Result<Option<&'s [u8]>, StoreError>;
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         match &mut self.inner {
-            ManyInner::Indexed(many) => many.next().map(found),
-            ManyInner::Scanned { store, ids } => ids.next().map(|id| store.lookup(id)),
+            ManyInner::Indexed(many) => many.next(),
+            ManyInner::Scanned { store, ids } => ids.next().map(|id| store.try_get(id)),
         }
     }
 
@@ -327,4 +317,4 @@ impl<'s> Iterator for LookupMany<'s, '_> {
     }
 }
 
-impl ExactSizeIterator for LookupMany<'_, '_> {}
+impl ExactSizeIterator for GetMany<'_, '_> {}

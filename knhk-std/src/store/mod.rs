@@ -24,7 +24,7 @@ mod tests;
 mod writer;
 
 pub use cache::MmapWorkflowReader;
-pub use error::{LookupError, StorageError};
+pub use error::StorageError;
 pub use knhk_core::store::{StoreError, Version};
-pub use map::{LookupMany, MmapWorkflowStore};
+pub use map::{GetMany, MmapWorkflowStore};
 pub use writer::{GrowingIndex, IoSink, WorkflowStoreWriter};

@@ -41,15 +41,14 @@ fn write_map_and_look_up() {
     assert_eq!(store.len(), 201);
     assert_eq!(store.version(), Version::V3);
     let ids: Vec<_> = (0..=255).map(id).collect();
-    let many: Vec<_> = store.lookup_many(&ids).collect();
-    let one: Vec<_> = ids.iter().map(|i| store.lookup(i)).collect();
+    let many: Vec<_> = store.get_many(&ids).collect();
+    let one: Vec<_> = ids.iter().map(|i| store.try_get(i)).collect();
     assert_eq!(many, one);
+    assert_eq!(store.get(&id(7)), Some(&b"workflow 7"[..]));
     assert_eq!(store.get_workflow_str(&id(7)), Some("workflow 7"));
-    assert_eq!(store.lookup(&id(251)), Err(LookupError::NotFound));
-    assert_eq!(
-        store.lookup_str(&id(250)),
-        Err(LookupError::NotUtf8 { valid_up_to: 0 })
-    );
+    assert_eq!(store.try_get(&id(251)), Ok(None));
+    assert_eq!(store.get(&id(250)), Some(&[0xFF, 0xFE][..]));
+    assert_eq!(store.get_workflow_str(&id(250)), None, "not UTF-8");
     assert_eq!(store.list_workflows().len(), 201);
     store.verify().unwrap();
     assert!(
@@ -73,8 +72,8 @@ fn version_1_files_and_empty_files_open() {
     let store = MmapWorkflowStore::new(&path).unwrap();
     assert_eq!((store.version(), store.len()), (Version::V1, 3));
     assert_eq!(store.get_workflow(&id(2)), Some(&[2, 2][..]));
-    let many: Vec<_> = store.lookup_many(&[id(3), id(9)]).collect();
-    assert_eq!(many, vec![Ok(&[3, 3][..]), Err(LookupError::NotFound)]);
+    let many: Vec<_> = store.get_many(&[id(3), id(9)]).collect();
+    assert_eq!(many, vec![Ok(Some(&[3, 3][..])), Ok(None)]);
     // A duplicate in a version-1 file is reported at open.
     bytes.extend_from_slice(&[2; 16]);
     bytes.extend_from_slice(&0_u64.to_le_bytes());
