@@ -40,12 +40,7 @@
 
 mod exact;
 mod portable;
-#[cfg(all(
-    target_arch = "x86_64",
-    target_feature = "sse2",
-    not(miri),
-    not(feature = "no-simd")
-))]
+#[cfg(knhk_dispatch)]
 mod x86;
 
 pub use portable::Lane;
@@ -54,27 +49,11 @@ use crate::PatternId;
 use exact::U256;
 use portable::CHUNK;
 
-/// Whether this build has the x86 dispatch layer (written once here).
-macro_rules! with_dispatch {
-    ($($item:item)*) => {$(
-        #[cfg(all(target_arch = "x86_64", target_feature = "sse2", not(miri), not(feature = "no-simd")))]
-        $item
-    )*};
-}
-
-/// The same, for builds without the dispatch layer.
-macro_rules! without_dispatch {
-    ($($item:item)*) => {$(
-        #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2", not(miri), not(feature = "no-simd"))))]
-        $item
-    )*};
-}
-
 /// Calls the x86 variant for the level in use where the dispatch layer
 /// exists, else the portable code.
 macro_rules! dispatch {
     (avx512: $avx512:expr, avx2: $avx2:expr, $(sse42: $sse42:expr, baseline: $base:expr,)? portable: $portable:expr) => {{
-        #[cfg(all(target_arch = "x86_64", target_feature = "sse2", not(miri), not(feature = "no-simd")))]
+        #[cfg(knhk_dispatch)]
         {
             match x86::level() {
                 // SAFETY: `level()` is at most what the CPU reported (with
@@ -180,7 +159,12 @@ impl core::str::FromStr for InstructionSet {
     }
 }
 
-with_dispatch! {
+/// The tier functions over the x86 dispatch layer, where the build has it
+/// (`knhk_dispatch`, set by build.rs), and their portable stand-ins.
+#[cfg(knhk_dispatch)]
+mod tier {
+    use super::{x86, InstructionSet};
+
     impl From<x86::Level> for InstructionSet {
         fn from(level: x86::Level) -> Self {
             match level {
@@ -204,28 +188,29 @@ with_dispatch! {
             }
         }
     }
-}
 
-with_dispatch! {
-    fn tier_in_use() -> InstructionSet {
+    pub(super) fn in_use() -> InstructionSet {
         x86::level().into()
     }
-    fn tier_detected() -> InstructionSet {
+    pub(super) fn detected() -> InstructionSet {
         x86::detected().into()
     }
-    fn tier_capped(max: InstructionSet) -> InstructionSet {
+    pub(super) fn capped(max: InstructionSet) -> InstructionSet {
         x86::cap(max.into()).into()
     }
 }
 
-without_dispatch! {
-    fn tier_in_use() -> InstructionSet {
+#[cfg(not(knhk_dispatch))]
+mod tier {
+    use super::InstructionSet;
+
+    pub(super) fn in_use() -> InstructionSet {
         InstructionSet::Portable
     }
-    fn tier_detected() -> InstructionSet {
+    pub(super) fn detected() -> InstructionSet {
         InstructionSet::Portable
     }
-    fn tier_capped(_: InstructionSet) -> InstructionSet {
+    pub(super) fn capped(_: InstructionSet) -> InstructionSet {
         InstructionSet::Portable
     }
 }
@@ -234,12 +219,12 @@ without_dispatch! {
 /// (CPUID and XCR0, detected once), or lower if capped with
 /// [`cap_instruction_set`].
 pub fn instruction_set() -> InstructionSet {
-    tier_in_use()
+    tier::in_use()
 }
 
 /// The best tier this CPU and its OS support, whatever the cap.
 pub fn detected_instruction_set() -> InstructionSet {
-    tier_detected()
+    tier::detected()
 }
 
 /// Lets the kernels use at most `max` from now on (all threads), for
@@ -249,7 +234,7 @@ pub fn detected_instruction_set() -> InstructionSet {
 /// computes the same results. Where there is no dispatch layer (off x86_64,
 /// kernel builds, Miri) the kernels are always [`InstructionSet::Portable`].
 pub fn cap_instruction_set(max: InstructionSet) -> InstructionSet {
-    tier_capped(max)
+    tier::capped(max)
 }
 
 /// The name of the tier the kernels use on this machine: `"avx512"`,

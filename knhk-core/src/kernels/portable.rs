@@ -83,15 +83,7 @@ pub(crate) fn count<T: Lane>(xs: &[T], v: T) -> usize {
 /// count).
 #[inline(always)]
 // Only the x86 dispatch layer picks it (and the tests).
-#[cfg_attr(
-    not(all(
-        target_arch = "x86_64",
-        target_feature = "sse2",
-        not(miri),
-        not(feature = "no-simd")
-    )),
-    allow(dead_code)
-)]
+#[cfg_attr(not(knhk_dispatch), allow(dead_code))]
 pub(crate) fn count_short<T: Lane>(xs: &[T], v: T) -> usize {
     xs.iter().filter(|&&x| x == v).count()
 }

@@ -31,7 +31,7 @@ macro_rules! variants {
     ($portable:path, $avx2:ident, $avx512:ident, ($($arg:expr),*)) => {{
         #[allow(unused_mut)]
         let mut out = vec![("portable", $portable($($arg),*))];
-        #[cfg(all(target_arch = "x86_64", target_feature = "sse2", not(miri), not(feature = "no-simd")))]
+        #[cfg(knhk_dispatch)]
         {
             if x86::detected() >= x86::Level::Avx2 {
                 // SAFETY: the CPU has AVX2.
@@ -89,12 +89,7 @@ fn check_stats(xs: &[u64]) -> Result<(), TestCaseError> {
     prop_assert_eq!(min_u64(xs), min);
     prop_assert_eq!(portable::max_u64(xs), max);
     prop_assert_eq!(portable::min_u64(xs), min);
-    #[cfg(all(
-        target_arch = "x86_64",
-        target_feature = "sse2",
-        not(miri),
-        not(feature = "no-simd")
-    ))]
+    #[cfg(knhk_dispatch)]
     {
         prop_assert_eq!(x86::max_u64_scalar(xs), max);
         prop_assert_eq!(x86::min_u64_scalar(xs), min);
@@ -375,12 +370,7 @@ fn every_tier_this_cpu_has_matches_the_oracle() {
 /// not covered here rather than passing silently.
 #[test]
 fn report_which_variants_ran() {
-    #[cfg(all(
-        target_arch = "x86_64",
-        target_feature = "sse2",
-        not(miri),
-        not(feature = "no-simd")
-    ))]
+    #[cfg(knhk_dispatch)]
     {
         let level = x86::detected();
         let tier = |have: bool, name: &str| {
