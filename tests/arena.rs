@@ -80,14 +80,16 @@ fn errors_box_into_dyn_error() {
     let arena = ArenaAllocator::with_capacity(1024).unwrap();
     let err = batch(&arena).unwrap_err();
     assert!(err.to_string().contains("exhausted"), "{err}");
-    let typed = err.downcast_ref::<ArenaError>().unwrap();
+    let typed = err
+        .downcast_ref::<knhk_workflow_engine::arena::ArenaError>()
+        .unwrap();
     assert!(matches!(
         typed,
-        ArenaError::Exhausted {
+        knhk_workflow_engine::arena::ArenaError::Alloc(ArenaError::Exhausted {
             size: 8,
             align: 8,
             ..
-        }
+        })
     ));
 }
 

@@ -176,21 +176,6 @@ pub enum ArenaError {
         /// Bytes in use now.
         used: usize,
     },
-    /// An owned arena was asked for a capacity of zero bytes.
-    ZeroCapacity,
-    /// An owned arena's buffer of `bytes` bytes could not be allocated.
-    OutOfMemory {
-        /// Capacity requested.
-        bytes: usize,
-    },
-    /// An owned arena was asked for more than `isize::MAX` bytes.
-    CapacityOverflow {
-        /// Capacity requested.
-        bytes: usize,
-    },
-    /// The thread's arena is no longer available because the thread is
-    /// shutting down (its thread-locals are being destroyed).
-    ThreadLocalDestroyed,
 }
 
 impl fmt::Display for ArenaError {
@@ -225,17 +210,6 @@ impl fmt::Display for ArenaError {
                 f,
                 "cannot rewind to a checkpoint at {checkpoint} bytes: only {used} bytes are in use"
             ),
-            ArenaError::ZeroCapacity => f.write_str("an arena needs a capacity of at least 1 byte"),
-            ArenaError::OutOfMemory { bytes } => {
-                write!(f, "could not allocate an arena buffer of {bytes} bytes")
-            }
-            ArenaError::CapacityOverflow { bytes } => write!(
-                f,
-                "arena capacity of {bytes} bytes exceeds the largest possible allocation"
-            ),
-            ArenaError::ThreadLocalDestroyed => {
-                f.write_str("the thread's arena was already destroyed (thread is exiting)")
-            }
         }
     }
 }

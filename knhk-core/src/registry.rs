@@ -1,4 +1,4 @@
-//! Once-initialised registries for `no_std`: a [`OnceCell`] and a
+//! Once-initialised registries for `no_std`: a [`SpinOnceCell`] and a
 //! [`PatternTable`] with one once-initialised slot per workflow pattern.
 //!
 //! Both are built on one small once-primitive: a reader that finds the
@@ -23,8 +23,8 @@
 //! clear of both:
 //!
 //! - initialise every cell at start-up, before enabling interrupts, and use
-//!   only [`get`](OnceCell::get) (which never waits) in handlers;
-//! - or, in a handler, use [`try_get_or_init`](OnceCell::try_get_or_init),
+//!   only [`get`](SpinOnceCell::get) (which never waits) in handlers;
+//! - or, in a handler, use [`try_get_or_init`](SpinOnceCell::try_get_or_init),
 //!   which initialises an empty cell but returns
 //!   [`Initializing`] instead of waiting on a running initialiser.
 //!
@@ -60,7 +60,7 @@ const EMPTY: u8 = 0;
 const RUNNING: u8 = 1;
 const READY: u8 = 2;
 
-/// A value set once: the primitive under [`OnceCell`] and each
+/// A value set once: the primitive under [`SpinOnceCell`] and each
 /// [`PatternTable`] slot.
 ///
 /// `state` goes `EMPTY -> RUNNING` (one context claims the right to
@@ -200,7 +200,7 @@ impl<T> Drop for Once<T> {
     }
 }
 
-/// A [`OnceCell`] or [`PatternTable`] slot was being initialised by another
+/// A [`SpinOnceCell`] or [`PatternTable`] slot was being initialised by another
 /// context, and the caller asked not to wait.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -221,23 +221,23 @@ impl core::error::Error for Initializing {}
 /// wait.
 ///
 /// ```
-/// use knhk_core::registry::OnceCell;
+/// use knhk_core::registry::SpinOnceCell;
 ///
-/// static LIMITS: OnceCell<[u32; 4]> = OnceCell::new();
+/// static LIMITS: SpinOnceCell<[u32; 4]> = SpinOnceCell::new();
 /// assert!(LIMITS.get().is_none());
 /// assert_eq!(LIMITS.get_or_init(|| [1, 2, 3, 4])[2], 3);
 /// assert_eq!(LIMITS.get_or_init(|| [9; 4])[2], 3); // initialised once
 /// assert!(LIMITS.is_initialized());
 /// assert_eq!(LIMITS.set([0; 4]), Err([0; 4]));
 /// ```
-pub struct OnceCell<T> {
+pub struct SpinOnceCell<T> {
     once: Once<T>,
 }
 
-impl<T> OnceCell<T> {
+impl<T> SpinOnceCell<T> {
     /// An empty cell.
-    pub const fn new() -> OnceCell<T> {
-        OnceCell { once: Once::new() }
+    pub const fn new() -> SpinOnceCell<T> {
+        SpinOnceCell { once: Once::new() }
     }
 
     /// The value, initialising it with `init` if this is the first call.
@@ -265,9 +265,9 @@ impl<T> OnceCell<T> {
     /// `init` fails, its error, and the cell stays empty for a later call.
     ///
     /// ```
-    /// use knhk_core::registry::OnceCell;
+    /// use knhk_core::registry::SpinOnceCell;
     ///
-    /// let cell = OnceCell::new();
+    /// let cell = SpinOnceCell::new();
     /// assert_eq!(cell.get_or_try_init(|| Err("not yet")), Err("not yet"));
     /// assert_eq!(cell.get_or_try_init(|| Ok::<_, &str>(7)), Ok(&7));
     /// ```
@@ -285,9 +285,9 @@ impl<T> OnceCell<T> {
     /// needs.
     ///
     /// ```
-    /// use knhk_core::registry::{Initializing, OnceCell};
+    /// use knhk_core::registry::{Initializing, SpinOnceCell};
     ///
-    /// let cell = OnceCell::new();
+    /// let cell = SpinOnceCell::new();
     /// let inner = cell.try_get_or_init(|| {
     ///     // The cell is being initialised right here: asking again from
     ///     // inside is refused instead of spinning for ever.
@@ -344,17 +344,17 @@ fn unreachable_initializing() -> ! {
     unreachable!("a waiting initialisation never reports another initialiser")
 }
 
-impl<T> Default for OnceCell<T> {
+impl<T> Default for SpinOnceCell<T> {
     fn default() -> Self {
-        OnceCell::new()
+        SpinOnceCell::new()
     }
 }
 
-impl<T: fmt::Debug> fmt::Debug for OnceCell<T> {
+impl<T: fmt::Debug> fmt::Debug for SpinOnceCell<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.get() {
-            Some(v) => f.debug_tuple("OnceCell").field(v).finish(),
-            None => f.write_str("OnceCell(<uninitialised>)"),
+            Some(v) => f.debug_tuple("SpinOnceCell").field(v).finish(),
+            None => f.write_str("SpinOnceCell(<uninitialised>)"),
         }
     }
 }
@@ -552,7 +552,7 @@ mod tests {
 
     #[test]
     fn sixteen_racing_threads_run_each_initialiser_once() {
-        let cell = Arc::new(OnceCell::new());
+        let cell = Arc::new(SpinOnceCell::new());
         let table = Arc::new(PatternTable::new());
         let runs = Arc::new(AtomicUsize::new(0));
         let threads = if cfg!(miri) { 4 } else { 16 };
@@ -624,7 +624,7 @@ mod tests {
 
     #[test]
     fn a_panicking_initialiser_leaves_the_cell_empty_for_the_next_call() {
-        let cell = OnceCell::<u32>::new();
+        let cell = SpinOnceCell::<u32>::new();
         let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             cell.get_or_init(|| panic!("initialiser failed"));
         }));
@@ -642,7 +642,7 @@ mod tests {
 
     #[test]
     fn reentrant_initialisation_is_refused_not_spun_on() {
-        let cell = OnceCell::new();
+        let cell = SpinOnceCell::new();
         let got = cell.try_get_or_init(|| {
             assert_eq!(cell.try_get_or_init(|| 2), Err(Initializing));
             assert_eq!(cell.get(), None);
@@ -666,7 +666,7 @@ mod tests {
 
     #[test]
     fn the_cell_vocabulary_of_once_lock() {
-        let cell = OnceCell::new();
+        let cell = SpinOnceCell::new();
         assert_eq!(cell.get_or_try_init(|| Err("no")), Err("no"));
         assert!(!cell.is_initialized());
         assert_eq!(cell.set(String::from("a")), Ok(()));
@@ -674,7 +674,7 @@ mod tests {
         let mut cell = cell;
         cell.get_mut().unwrap().push('!');
         assert_eq!(cell.into_inner(), Some(String::from("a!")));
-        assert_eq!(OnceCell::<u8>::new().into_inner(), None);
+        assert_eq!(SpinOnceCell::<u8>::new().into_inner(), None);
         let table = PatternTable::<u8>::new();
         assert_eq!(
             table.get_or_try_init(PatternId(1), || Err("no")),
@@ -694,7 +694,7 @@ mod tests {
         use std::rc::Rc;
         let counted = Rc::new(());
         {
-            let cell = OnceCell::new();
+            let cell = SpinOnceCell::new();
             cell.get_or_init(|| Rc::clone(&counted));
             let table = PatternTable::new();
             table.register(PatternId(5), Rc::clone(&counted)).unwrap();

@@ -13,7 +13,61 @@ use std::cell::{Cell, OnceCell};
 
 use knhk_core::arena as core_arena;
 
-pub use knhk_core::arena::{ArenaError, Checkpoint, Rejected};
+pub use knhk_core::arena::{Checkpoint, Rejected};
+
+/// Why an owned arena could not be made, or an allocation through
+/// [`ArenaAllocator`] failed. knhk-core's own error (full, too large, ...)
+/// is the [`Alloc`](ArenaError::Alloc) variant; the others are about owning
+/// memory, which only knhk-std does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ArenaError {
+    /// The allocation failed in the arena itself: it is full, the request
+    /// can never fit, or its size overflows (knhk-core's error).
+    Alloc(core_arena::ArenaError),
+    /// An owned arena was asked for a capacity of zero bytes.
+    ZeroCapacity,
+    /// An owned arena's buffer of `bytes` bytes could not be allocated.
+    OutOfMemory {
+        /// Capacity requested.
+        bytes: usize,
+    },
+    /// An owned arena was asked for more than `isize::MAX` bytes.
+    CapacityOverflow {
+        /// Capacity requested.
+        bytes: usize,
+    },
+    /// The thread's arena is no longer available because the thread is
+    /// shutting down (its thread-locals are being destroyed).
+    ThreadLocalDestroyed,
+}
+
+impl From<core_arena::ArenaError> for ArenaError {
+    fn from(e: core_arena::ArenaError) -> ArenaError {
+        ArenaError::Alloc(e)
+    }
+}
+
+impl fmt::Display for ArenaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            ArenaError::Alloc(e) => fmt::Display::fmt(&e, f),
+            ArenaError::ZeroCapacity => f.write_str("an arena needs a capacity of at least 1 byte"),
+            ArenaError::OutOfMemory { bytes } => {
+                write!(f, "could not allocate an arena buffer of {bytes} bytes")
+            }
+            ArenaError::CapacityOverflow { bytes } => write!(
+                f,
+                "arena capacity of {bytes} bytes exceeds the largest possible allocation"
+            ),
+            ArenaError::ThreadLocalDestroyed => {
+                f.write_str("the thread's arena was already destroyed (thread is exiting)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ArenaError {}
 
 /// Capacity of [`ArenaAllocator::new`]: 1 MiB, the low end of the design
 /// document's "1-10 MB typical" and enough for a batch of a thousand 1 KiB
@@ -161,7 +215,7 @@ impl HeapArena {
     /// Frees everything allocated after `checkpoint`.
     /// See [`knhk_core::arena::Arena::rewind`].
     pub fn rewind(&mut self, checkpoint: Checkpoint) -> Result<(), ArenaError> {
-        self.inner.rewind(checkpoint)
+        Ok(self.inner.rewind(checkpoint)?)
     }
 }
 
@@ -603,11 +657,11 @@ mod tests {
         let held: Vec<_> = (0..8_u64).map(|i| allocator.alloc(i).unwrap()).collect();
         assert!(matches!(
             allocator.alloc(8_u64),
-            Err(ArenaError::Exhausted {
+            Err(ArenaError::Alloc(core_arena::ArenaError::Exhausted {
                 size: 8,
                 remaining: 0,
                 ..
-            })
+            }))
         ));
         assert_eq!(held.iter().map(|b| **b).sum::<u64>(), 28);
     }

@@ -37,12 +37,12 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use knhk_core::arena::{Arena as CoreArena, ArenaError};
+use knhk_core::arena::Arena as CoreArena;
 use knhk_core::cache::CachePadded;
 
 use barrier::Asymmetric;
 
-use crate::arena::{HeapBuffer, DEFAULT_CAPACITY};
+use crate::arena::{ArenaError, HeapBuffer, DEFAULT_CAPACITY};
 use crate::thread_slot::{self, SLOTS};
 
 mod barrier;
