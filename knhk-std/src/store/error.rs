@@ -4,8 +4,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use knhk_core::store::StoreError;
-use knhk_core::WorkflowSpecId;
+use knhk_core::store::{StoreError, WriteError};
 
 /// A store file could not be opened or written.
 #[derive(Debug)]
@@ -27,15 +26,14 @@ pub enum StorageError {
         /// What is wrong, and where.
         source: StoreError,
     },
-    /// A workflow with this id was already added to the store being written.
-    DuplicateId {
-        /// The id.
-        id: WorkflowSpecId,
-    },
-    /// The id is reserved by the store format.
-    ReservedId {
-        /// The id.
-        id: WorkflowSpecId,
+    /// The store's writer refused: a duplicate or reserved id, or a store
+    /// past what the index can address (knhk-core's [`WriteError`]; its
+    /// `Sink` failures are reported as [`Io`](StorageError::Io) instead).
+    Write {
+        /// The file being written.
+        path: PathBuf,
+        /// What the writer refused.
+        source: WriteError<io::Error>,
     },
 }
 
@@ -48,12 +46,7 @@ impl fmt::Display for StorageError {
                 source,
             } => write!(f, "cannot {action} {}: {source}", path.display()),
             StorageError::Corrupt { path, source } => write!(f, "{}: {source}", path.display()),
-            StorageError::DuplicateId { id } => {
-                write!(f, "workflow {id} was already added to this store")
-            }
-            StorageError::ReservedId { id } => {
-                write!(f, "id {id} is reserved by the store format")
-            }
+            StorageError::Write { path, source } => write!(f, "{}: {source}", path.display()),
         }
     }
 }
@@ -63,7 +56,7 @@ impl std::error::Error for StorageError {
         match self {
             StorageError::Io { source, .. } => Some(source),
             StorageError::Corrupt { source, .. } => Some(source),
-            _ => None,
+            StorageError::Write { source, .. } => Some(source),
         }
     }
 }

@@ -32,7 +32,10 @@ fn write_map_and_look_up() {
     }
     assert!(matches!(
         w.add(id(5), b"again"),
-        Err(StorageError::DuplicateId { .. })
+        Err(StorageError::Write {
+            source: knhk_core::store::WriteError::DuplicateId { .. },
+            ..
+        })
     ));
     w.add(id(250), &[0xFF, 0xFE]).unwrap();
     w.finish().unwrap();

@@ -106,7 +106,7 @@ impl WorkflowStoreWriter {
             .map_err(io_error(&temp, "create"))?;
         let sink = IoSink(BufWriter::with_capacity(1 << 20, file));
         let writer =
-            StoreWriter::new(sink, GrowingIndex::new()).map_err(|e| write_error(e, &temp))?;
+            StoreWriter::new(sink, GrowingIndex::new()).map_err(|e| write_error(e, &temp, &path))?;
         Ok(WorkflowStoreWriter {
             writer: Some(writer),
             temp,
@@ -127,7 +127,7 @@ impl WorkflowStoreWriter {
                 if matches!(e, WriteError::Sink(_)) {
                     self.writer = None; // the output is incomplete
                 }
-                Err(write_error(e, &self.temp))
+                Err(write_error(e, &self.temp, &self.path))
             }
         }
     }
@@ -152,7 +152,7 @@ impl WorkflowStoreWriter {
         })?;
         let (IoSink(buffered), len) = writer
             .finish_into_sink()
-            .map_err(|e| write_error(e, &self.temp))?;
+            .map_err(|e| write_error(e, &self.temp, &self.path))?;
         let file = buffered.into_inner().map_err(|e| StorageError::Io {
             path: self.temp.clone(),
             action: "flush",
@@ -194,21 +194,18 @@ impl fmt::Debug for WorkflowStoreWriter {
     }
 }
 
-fn write_error(e: WriteError<io::Error>, temp: &Path) -> StorageError {
+/// A sink failure is I/O on the temporary file; a refusal is about the
+/// store being written, named by its destination.
+fn write_error(e: WriteError<io::Error>, temp: &Path, path: &Path) -> StorageError {
     match e {
         WriteError::Sink(source) => StorageError::Io {
             path: temp.to_path_buf(),
             action: "write to",
             source,
         },
-        WriteError::DuplicateId { id } => StorageError::DuplicateId { id },
-        WriteError::ReservedId { id } => StorageError::ReservedId { id },
-        // The Vec index grows, so the index errors cannot happen; these and
-        // a store past the index's 256 TiB reach are reported as I/O.
-        other => StorageError::Io {
-            path: temp.to_path_buf(),
-            action: "index",
-            source: io::Error::other(other.to_string()),
+        refused => StorageError::Write {
+            path: path.to_path_buf(),
+            source: refused,
         },
     }
 }
