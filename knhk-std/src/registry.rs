@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use knhk_core::patterns::PatternId;
+use knhk_core::registry::PatternTable;
 
 use crate::executor::PatternExecutor;
 use crate::pool::{ResourceConfig, ResourcePool};
@@ -58,7 +59,8 @@ impl std::error::Error for RefusedExecutor {}
 
 struct PatternTableStd {
     map: PatternMap,
-    dense: [Option<Arc<dyn PatternExecutor>>; PatternId::MAX as usize],
+    /// The kept executors by id: knhk-core's table, one slot per pattern.
+    dense: PatternTable<Arc<dyn PatternExecutor>>,
     refused: Vec<RefusedExecutor>,
 }
 
@@ -169,14 +171,11 @@ impl PatternRegistry {
         }
     }
 
-    /// The executor for `id`: one acquire load, a bounds check, an index.
+    /// The executor for `id`: an acquire load, a bounds check, and the
+    /// slot's acquire load (plain loads on x86-64).
     #[inline]
     pub fn get(&self, id: &PatternId) -> Option<&Arc<dyn PatternExecutor>> {
-        self.cell
-            .get()?
-            .dense
-            .get(id.0.wrapping_sub(1) as usize)?
-            .as_ref()
+        self.cell.get()?.dense.get(*id)
     }
 
     /// Whether the registry has been initialised.
@@ -223,7 +222,11 @@ fn build_table(map: PatternMap) -> PatternTableStd {
         }
     }
     refused.sort_by_key(|r| r.key);
-    let dense = std::array::from_fn(|i| kept.get(&PatternId(i as u32 + 1)).cloned());
+    let dense = PatternTable::new();
+    for (&id, executor) in &kept {
+        // Every kept key is in the catalogue and appears once.
+        let _ = dense.register(id, Arc::clone(executor));
+    }
     PatternTableStd {
         map: kept,
         dense,
