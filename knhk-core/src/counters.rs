@@ -176,44 +176,118 @@ impl fmt::Debug for ExecutorStats {
     }
 }
 
-/// Which shards have a claimed writer: one flag per shard, shared by
-/// [`ShardedExecutorStats`] and [`ShardedCounter`].
-struct Claims<const N: usize>([AtomicBool; N]);
+/// A shard's cells, all zero: what [`Sharded`] is made of.
+trait Zeroed {
+    // Each use makes a fresh value (the arrays below are built from it),
+    // which is what a shard wants; no shared state hides in the constant.
+    #[allow(clippy::declare_interior_mutable_const)]
+    const ZERO: Self;
+}
 
-impl<const N: usize> Claims<N> {
+/// The mechanism under both sharded types: `N` padded shards of `S`, a
+/// claim flag for each, and one shared, contended shard for writers
+/// without one of their own.
+struct Sharded<S, const N: usize> {
+    shards: [CachePadded<S>; N],
+    claims: [AtomicBool; N],
+    shared: CachePadded<S>,
+}
+
+impl<S: Zeroed, const N: usize> Sharded<S, N> {
     const fn new() -> Self {
-        Claims([const { AtomicBool::new(false) }; N])
-    }
-
-    /// Claims a free shard (Acquire: its last writer's counts are visible).
-    fn take(&self) -> Option<usize> {
-        self.0
-            .iter()
-            .position(|flag| flag.compare_exchange(false, true, Acquire, Relaxed).is_ok())
-    }
-
-    /// Frees shard `index` (Release: the next claimer sees its counts).
-    fn release(&self, index: usize) {
-        self.0[index].store(false, Release);
+        Sharded {
+            shards: [const { CachePadded::new(S::ZERO) }; N],
+            claims: [const { AtomicBool::new(false) }; N],
+            shared: CachePadded::new(S::ZERO),
+        }
     }
 }
 
+impl<S, const N: usize> Sharded<S, N> {
+    /// Claims a free shard (Acquire: its last writer's counts are
+    /// visible); the claim is freed when the returned writer drops.
+    fn claim(&self) -> Option<Claim<'_, S, N>> {
+        let index = self
+            .claims
+            .iter()
+            .position(|flag| flag.compare_exchange(false, true, Acquire, Relaxed).is_ok())?;
+        Some(Claim {
+            sharded: self,
+            index,
+            owns_claim: true,
+            _not_sync: PhantomData,
+        })
+    }
+
+    /// A writer of shard `index` that holds no claim; `None` past `N`. The
+    /// caller answers for it being the shard's only writer (see the public
+    /// `writer_unchecked`s).
+    fn unclaimed(&self, index: usize) -> Option<Claim<'_, S, N>> {
+        (index < N).then_some(Claim {
+            sharded: self,
+            index,
+            owns_claim: false,
+            _not_sync: PhantomData,
+        })
+    }
+
+    /// Every shard, the shared one last.
+    fn all(&self) -> impl Iterator<Item = &S> {
+        self.shards.iter().map(|s| &**s).chain([&*self.shared])
+    }
+}
+
+/// The one writer of a shard of a [`Sharded`]: `Send` (a worker may hand
+/// it on) but not `Sync`, so only one thread at a time writes through it.
+struct Claim<'s, S, const N: usize> {
+    sharded: &'s Sharded<S, N>,
+    index: usize,
+    owns_claim: bool,
+    _not_sync: PhantomData<core::cell::Cell<()>>,
+}
+
+impl<S, const N: usize> Claim<'_, S, N> {
+    #[inline(always)]
+    fn shard(&self) -> &S {
+        &self.sharded.shards[self.index]
+    }
+}
+
+impl<S, const N: usize> Drop for Claim<'_, S, N> {
+    fn drop(&mut self) {
+        if self.owns_claim {
+            // Release: the next claimer sees this writer's counts.
+            self.sharded.claims[self.index].store(false, Release);
+        }
+    }
+}
+
+/// Adds `n` to a counter only its owner stores to: a relaxed load and
+/// store lose nothing, and readers see either value.
+#[inline(always)]
+fn bump(counter: &AtomicU64, n: u64) {
+    counter.store(counter.load(Relaxed).wrapping_add(n), Relaxed);
+}
+
 /// One writer's counts. All three share a line: only their owner writes.
-#[derive(Default)]
 struct Shard {
     started: AtomicU64,
     completed: AtomicU64,
     failed: AtomicU64,
 }
 
-impl Shard {
-    const fn new() -> Shard {
-        Shard {
-            started: AtomicU64::new(0),
-            completed: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
-        }
-    }
+impl Zeroed for Shard {
+    #[allow(clippy::declare_interior_mutable_const)]
+    const ZERO: Shard = Shard {
+        started: AtomicU64::new(0),
+        completed: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+    };
+}
+
+impl Zeroed for AtomicU64 {
+    #[allow(clippy::declare_interior_mutable_const)]
+    const ZERO: AtomicU64 = AtomicU64::new(0);
 }
 
 /// Executor statistics split into `N` shards, one per writer.
@@ -246,31 +320,21 @@ impl Shard {
 /// seen before its start does not make it wrap. Once writers stop (for
 /// example, after joining the worker threads), a snapshot is exact.
 pub struct ShardedExecutorStats<const N: usize> {
-    shards: [CachePadded<Shard>; N],
-    claims: Claims<N>,
-    shared: CachePadded<Shard>,
+    sharded: Sharded<Shard, N>,
 }
 
 impl<const N: usize> ShardedExecutorStats<N> {
     /// All counters at zero, no shard claimed.
     pub const fn new() -> Self {
         ShardedExecutorStats {
-            shards: [const { CachePadded::new(Shard::new()) }; N],
-            claims: Claims::new(),
-            shared: CachePadded::new(Shard::new()),
+            sharded: Sharded::new(),
         }
     }
 
     /// Claims a free shard, or `None` when all `N` are taken. The shard is
     /// released when the writer is dropped; its counts stay.
     pub fn claim(&self) -> Option<ShardWriter<'_, N>> {
-        let index = self.claims.take()?;
-        Some(ShardWriter {
-            stats: self,
-            index,
-            owns_claim: true,
-            _not_sync: PhantomData,
-        })
+        self.sharded.claim().map(|claim| ShardWriter { claim })
     }
 
     /// A writer for shard `index`, without claiming it; `None` if `index`
@@ -283,24 +347,23 @@ impl<const N: usize> ShardedExecutorStats<N> {
     /// and `index` must not be [`claim`](Self::claim)ed. knhk-std uses this
     /// with an index that belongs to the current thread alone.
     pub unsafe fn writer_unchecked(&self, index: usize) -> Option<ShardWriter<'_, N>> {
-        (index < N).then_some(ShardWriter {
-            stats: self,
-            index,
-            owns_claim: false,
-            _not_sync: PhantomData,
-        })
+        self.sharded
+            .unclaimed(index)
+            .map(|claim| ShardWriter { claim })
     }
 
     /// The contended shard, for writers without a shard of their own:
     /// exact, but every update is an atomic read-modify-write.
     pub fn shared(&self) -> SharedWriter<'_, N> {
-        SharedWriter { stats: self }
+        SharedWriter {
+            shard: &self.sharded.shared,
+        }
     }
 
     /// `(active, completed, failed)` summed over all shards.
     pub fn snapshot(&self) -> (u64, u64, u64) {
         let (mut started, mut completed, mut failed) = (0_u64, 0_u64, 0_u64);
-        for shard in self.shards.iter().map(|s| &**s).chain([&*self.shared]) {
+        for shard in self.sharded.all() {
             // Finished counts are read before started ones, so a task
             // counted as finished has its start counted too.
             completed = completed.wrapping_add(shard.completed.load(Relaxed));
@@ -332,54 +395,31 @@ impl<const N: usize> fmt::Debug for ShardedExecutorStats<N> {
 /// `Send` (a worker may hand it on) but not `Sync`: only one thread at a
 /// time writes through it.
 pub struct ShardWriter<'s, const N: usize> {
-    stats: &'s ShardedExecutorStats<N>,
-    index: usize,
-    owns_claim: bool,
-    _not_sync: PhantomData<core::cell::Cell<()>>,
+    claim: Claim<'s, Shard, N>,
 }
 
 impl<const N: usize> ShardWriter<'_, N> {
-    #[inline(always)]
-    fn bump(counter: &AtomicU64) {
-        // Only this writer stores to the counter, so load + store loses
-        // nothing; readers may see either value.
-        counter.store(counter.load(Relaxed).wrapping_add(1), Relaxed);
-    }
-
-    #[inline(always)]
-    fn shard(&self) -> &Shard {
-        &self.stats.shards[self.index]
-    }
-
     /// A task started.
     #[inline]
     pub fn inc_active(&self) {
-        Self::bump(&self.shard().started);
+        bump(&self.claim.shard().started, 1);
     }
 
     /// A task completed.
     #[inline]
     pub fn inc_completed(&self) {
-        Self::bump(&self.shard().completed);
+        bump(&self.claim.shard().completed, 1);
     }
 
     /// A task failed.
     #[inline]
     pub fn inc_failed(&self) {
-        Self::bump(&self.shard().failed);
+        bump(&self.claim.shard().failed, 1);
     }
 
     /// The shard's index.
     pub fn index(&self) -> usize {
-        self.index
-    }
-}
-
-impl<const N: usize> Drop for ShardWriter<'_, N> {
-    fn drop(&mut self) {
-        if self.owns_claim {
-            self.stats.claims.release(self.index);
-        }
+        self.claim.index
     }
 }
 
@@ -387,26 +427,26 @@ impl<const N: usize> Drop for ShardWriter<'_, N> {
 /// [`ShardedExecutorStats::shared`].
 #[derive(Clone, Copy)]
 pub struct SharedWriter<'s, const N: usize> {
-    stats: &'s ShardedExecutorStats<N>,
+    shard: &'s Shard,
 }
 
 impl<const N: usize> SharedWriter<'_, N> {
     /// A task started.
     #[inline]
     pub fn inc_active(&self) {
-        self.stats.shared.started.fetch_add(1, Relaxed);
+        self.shard.started.fetch_add(1, Relaxed);
     }
 
     /// A task completed.
     #[inline]
     pub fn inc_completed(&self) {
-        self.stats.shared.completed.fetch_add(1, Relaxed);
+        self.shard.completed.fetch_add(1, Relaxed);
     }
 
     /// A task failed.
     #[inline]
     pub fn inc_failed(&self) {
-        self.stats.shared.failed.fetch_add(1, Relaxed);
+        self.shard.failed.fetch_add(1, Relaxed);
     }
 }
 
@@ -425,30 +465,20 @@ impl<const N: usize> SharedWriter<'_, N> {
 /// assert_eq!(dispatched.sum(), 10);
 /// ```
 pub struct ShardedCounter<const N: usize> {
-    shards: [CachePadded<AtomicU64>; N],
-    claims: Claims<N>,
-    shared: CachePadded<AtomicU64>,
+    sharded: Sharded<AtomicU64, N>,
 }
 
 impl<const N: usize> ShardedCounter<N> {
     /// Zero, no shard claimed.
     pub const fn new() -> Self {
         ShardedCounter {
-            shards: [const { CachePadded::new(AtomicU64::new(0)) }; N],
-            claims: Claims::new(),
-            shared: CachePadded::new(AtomicU64::new(0)),
+            sharded: Sharded::new(),
         }
     }
 
     /// Claims a free shard, or `None` when all `N` are taken.
     pub fn claim(&self) -> Option<CounterShard<'_, N>> {
-        let index = self.claims.take()?;
-        Some(CounterShard {
-            counter: self,
-            index,
-            owns_claim: true,
-            _not_sync: PhantomData,
-        })
+        self.sharded.claim().map(|claim| CounterShard { claim })
     }
 
     /// A writer for shard `index` without claiming it; `None` if `index` is
@@ -458,26 +488,22 @@ impl<const N: usize> ShardedCounter<N> {
     ///
     /// As for [`ShardedExecutorStats::writer_unchecked`].
     pub unsafe fn writer_unchecked(&self, index: usize) -> Option<CounterShard<'_, N>> {
-        (index < N).then_some(CounterShard {
-            counter: self,
-            index,
-            owns_claim: false,
-            _not_sync: PhantomData,
-        })
+        self.sharded
+            .unclaimed(index)
+            .map(|claim| CounterShard { claim })
     }
 
     /// Adds `n` through the contended shared shard (an atomic `fetch_add`).
     #[inline]
     pub fn add_shared(&self, n: u64) {
-        self.shared.fetch_add(n, Relaxed);
+        self.sharded.shared.fetch_add(n, Relaxed);
     }
 
     /// The total over all shards (see [`ShardedExecutorStats`] for what it
     /// guarantees while writers run).
     pub fn sum(&self) -> u64 {
-        self.shards
-            .iter()
-            .chain([&self.shared])
+        self.sharded
+            .all()
             .fold(0_u64, |sum, s| sum.wrapping_add(s.load(Relaxed)))
     }
 }
@@ -496,26 +522,14 @@ impl<const N: usize> fmt::Debug for ShardedCounter<N> {
 
 /// The one writer of a shard of [`ShardedCounter`]. `Send`, not `Sync`.
 pub struct CounterShard<'c, const N: usize> {
-    counter: &'c ShardedCounter<N>,
-    index: usize,
-    owns_claim: bool,
-    _not_sync: PhantomData<core::cell::Cell<()>>,
+    claim: Claim<'c, AtomicU64, N>,
 }
 
 impl<const N: usize> CounterShard<'_, N> {
     /// Adds `n` with a relaxed load and store.
     #[inline(always)]
     pub fn add(&self, n: u64) {
-        let shard = &self.counter.shards[self.index];
-        shard.store(shard.load(Relaxed).wrapping_add(n), Relaxed);
-    }
-}
-
-impl<const N: usize> Drop for CounterShard<'_, N> {
-    fn drop(&mut self) {
-        if self.owns_claim {
-            self.counter.claims.release(self.index);
-        }
+        bump(self.claim.shard(), n);
     }
 }
 
