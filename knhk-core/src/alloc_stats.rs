@@ -23,11 +23,12 @@
 //! unsafe {
 //!     let block = COUNTING.alloc(layout);
 //!     assert!(!block.is_null());
-//!     assert_eq!(COUNTING.current_usage(), 64);
+//!     assert_eq!(COUNTING.snapshot().current, 64);
 //!     COUNTING.dealloc(block, layout);
 //! }
-//! assert_eq!((COUNTING.allocation_count(), COUNTING.deallocation_count()), (1, 1));
-//! assert_eq!((COUNTING.current_usage(), COUNTING.peak_usage()), (0, 64));
+//! let counts = COUNTING.snapshot();
+//! assert_eq!((counts.allocations, counts.deallocations), (1, 1));
+//! assert_eq!((counts.current, counts.peak), (0, 64));
 //! ```
 //!
 //! Installed as the global allocator (`#[global_allocator] static A:
@@ -38,53 +39,6 @@ use core::alloc::{GlobalAlloc, Layout};
 
 use crate::cache::CachePadded;
 use crate::sync::{AtomicU64, Ordering::Relaxed};
-
-/// The read methods of an allocation-statistics type whose field `$field`
-/// is a [`Tally`]: `snapshot`, `allocation_count`, `deallocation_count`,
-/// `current_usage`, `peak_usage`, `total_allocated`, `reset_peak`. Shared by
-/// [`CountingAlloc`] and knhk-std's `AllocatorStats`, whose users call them
-/// without importing a trait.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! alloc_stat_accessors {
-    ($field:ident) => {
-        /// All counts at once.
-        pub fn snapshot(&self) -> $crate::alloc_stats::AllocSnapshot {
-            $crate::alloc_stats::Tally::snapshot(&self.$field)
-        }
-
-        /// Successful allocations so far.
-        pub fn allocation_count(&self) -> u64 {
-            self.snapshot().allocations
-        }
-
-        /// Frees so far.
-        pub fn deallocation_count(&self) -> u64 {
-            self.snapshot().deallocations
-        }
-
-        /// Requested bytes now live.
-        pub fn current_usage(&self) -> u64 {
-            self.snapshot().current
-        }
-
-        /// The most requested bytes live at once since the last
-        /// `reset_peak` (see the tally's documentation for its precision).
-        pub fn peak_usage(&self) -> u64 {
-            self.snapshot().peak
-        }
-
-        /// Requested bytes of all allocations ever made.
-        pub fn total_allocated(&self) -> u64 {
-            self.snapshot().total_allocated
-        }
-
-        /// Restarts the peak at the current usage.
-        pub fn reset_peak(&self) {
-            $crate::alloc_stats::Tally::reset_peak(&self.$field);
-        }
-    };
-}
 
 /// Counts at one moment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -244,7 +198,15 @@ impl<A, T: Tally> CountingAlloc<A, T> {
         &self.tally
     }
 
-    crate::alloc_stat_accessors!(tally);
+    /// All counts at once: read the one you want off the snapshot.
+    pub fn snapshot(&self) -> AllocSnapshot {
+        self.tally.snapshot()
+    }
+
+    /// Restarts the peak at the current usage.
+    pub fn reset_peak(&self) {
+        self.tally.reset_peak();
+    }
 }
 
 // SAFETY: every method forwards to `A` with the caller's arguments unchanged
@@ -331,14 +293,14 @@ mod tests {
                 .all(|&b| b == 0));
             let grown = counting.realloc(block, layout, 100);
             assert!(!grown.is_null());
-            assert_eq!(counting.current_usage(), 100);
+            assert_eq!(counting.snapshot().current, 100);
             counting.dealloc(grown, Layout::from_size_align(100, 8).unwrap());
         }
         let s = counting.snapshot();
         assert_eq!((s.allocations, s.deallocations), (2, 2));
         assert_eq!((s.current, s.peak, s.total_allocated), (0, 100, 116));
         counting.reset_peak();
-        assert_eq!(counting.peak_usage(), 0);
+        assert_eq!(counting.snapshot().peak, 0);
     }
 
     #[derive(Clone, Debug)]
@@ -404,8 +366,8 @@ mod tests {
                 }
                 let expected: u64 = live.iter().map(|(_, l)| l.size() as u64).sum();
                 peak = peak.max(expected);
-                prop_assert_eq!(counting.current_usage(), expected);
-                prop_assert_eq!(counting.peak_usage(), peak);
+                prop_assert_eq!(counting.snapshot().current, expected);
+                prop_assert_eq!(counting.snapshot().peak, peak);
                 let s = counting.snapshot();
                 prop_assert_eq!(s.allocations - s.deallocations, live.len() as u64);
             }
@@ -413,7 +375,7 @@ mod tests {
                 // SAFETY: each remaining block is freed once with its layout.
                 unsafe { counting.dealloc(block, layout) };
             }
-            prop_assert_eq!(counting.current_usage(), 0);
+            prop_assert_eq!(counting.snapshot().current, 0);
         }
     }
 }

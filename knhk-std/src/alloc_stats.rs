@@ -330,7 +330,25 @@ impl AllocatorStats {
         unsafe { name.as_ref() }.copied()
     }
 
-    knhk_core::alloc_stat_accessors!(tally);
+    /// All counts at once: read the one you want off the snapshot.
+    pub fn snapshot(&self) -> AllocSnapshot {
+        self.tally.snapshot()
+    }
+
+    /// Restarts the peak at the current usage.
+    pub fn reset_peak(&self) {
+        self.tally.reset_peak();
+    }
+
+    /// The design document's name for `snapshot().allocations`.
+    pub fn allocation_count(&self) -> u64 {
+        self.snapshot().allocations
+    }
+
+    /// The design document's name for `snapshot().current`.
+    pub fn current_usage(&self) -> u64 {
+        self.snapshot().current
+    }
 }
 
 impl fmt::Debug for AllocatorStats {
@@ -386,9 +404,9 @@ mod tests {
                 .flat_map(|w| w.join().unwrap())
                 .collect()
         });
-        assert_eq!(COUNTING.allocation_count(), 4000);
-        assert_eq!(COUNTING.current_usage(), 4000 * 48);
-        assert!(COUNTING.peak_usage() >= 1000 * 48);
+        assert_eq!(COUNTING.snapshot().allocations, 4000);
+        assert_eq!(COUNTING.snapshot().current, 4000 * 48);
+        assert!(COUNTING.snapshot().peak >= 1000 * 48);
         // Freed on another thread than the one that allocated.
         for block in blocks {
             // SAFETY: each block came from `alloc` with `layout`.
@@ -433,7 +451,7 @@ mod tests {
             // SAFETY: each block came from `alloc` with `layout`.
             unsafe { COUNTING.dealloc(block as *mut u8, layout) };
         }
-        assert_eq!(COUNTING.current_usage(), 0);
+        assert_eq!(COUNTING.snapshot().current, 0);
     }
 
     #[test]
@@ -446,15 +464,15 @@ mod tests {
         unsafe {
             let a = COUNTING.alloc(big);
             COUNTING.dealloc(a, big);
-            assert_eq!(COUNTING.peak_usage(), 1000);
+            assert_eq!(COUNTING.snapshot().peak, 1000);
             COUNTING.reset_peak();
-            assert_eq!(COUNTING.peak_usage(), 0);
+            assert_eq!(COUNTING.snapshot().peak, 0);
             let b = COUNTING.alloc(small);
             let c = COUNTING.alloc(small);
-            assert_eq!(COUNTING.peak_usage(), 200);
+            assert_eq!(COUNTING.snapshot().peak, 200);
             COUNTING.dealloc(b, small);
             COUNTING.dealloc(c, small);
         }
-        assert_eq!((COUNTING.current_usage(), COUNTING.peak_usage()), (0, 200));
+        assert_eq!((COUNTING.snapshot().current, COUNTING.snapshot().peak), (0, 200));
     }
 }
