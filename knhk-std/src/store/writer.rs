@@ -105,8 +105,8 @@ impl WorkflowStoreWriter {
             .open(&temp)
             .map_err(io_error(&temp, "create"))?;
         let sink = IoSink(BufWriter::with_capacity(1 << 20, file));
-        let writer =
-            StoreWriter::new(sink, GrowingIndex::new()).map_err(|e| write_error(e, &temp, &path))?;
+        let writer = StoreWriter::new(sink, GrowingIndex::new())
+            .map_err(|e| write_error(e, &temp, &path))?;
         Ok(WorkflowStoreWriter {
             writer: Some(writer),
             temp,
