@@ -228,7 +228,7 @@ pub fn run_batches<S: Stack>(stack: &S, ids: &[WorkflowSpecId]) -> u64 {
 pub enum Lookups {
     /// [`MmapWorkflowStore::get_many`]: the batch's lookups overlapped.
     Batched,
-    /// [`MmapWorkflowStore::lookup`], one task at a time.
+    /// [`MmapWorkflowStore::get`], one task at a time.
     PerTask,
 }
 

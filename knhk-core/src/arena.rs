@@ -1044,6 +1044,7 @@ mod allocator_api2_impl {
     use super::*;
     use allocator_api2::alloc::{AllocError, Allocator};
 
+    #[cfg_attr(docsrs, doc(cfg(feature = "allocator-api2")))]
     // SAFETY: blocks come from `alloc_layout`, so they are fresh, aligned and
     // of the requested size. They stay valid while `&Arena` is borrowed, since
     // freeing them (`reset`, `rewind`) needs `&mut Arena`, and a scope's arena

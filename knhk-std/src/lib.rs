@@ -11,6 +11,7 @@ pub mod pool;
 pub mod registry;
 pub mod stats;
 #[cfg(feature = "memory-v2")]
+#[cfg_attr(docsrs, doc(cfg(feature = "memory-v2")))]
 pub mod store;
 mod thread_slot;
 
@@ -19,6 +20,7 @@ pub mod initialization;
 pub mod memory;
 pub mod performance;
 #[cfg(feature = "memory-v2")]
+#[cfg_attr(docsrs, doc(cfg(feature = "memory-v2")))]
 pub mod storage;
 
 pub use knhk_core::{ticks, PatternId, WorkflowSpecId};

@@ -1,8 +1,6 @@
 //! The design document's `performance` paths: the slice kernels under
-//! `simd` and the tick counter. Each item here is the one in
-//! [`crate::kernels`] (or knhk-core) under the design's name.
-
-pub use knhk_core::ticks;
+//! `simd`. Each item here is the one in [`crate::kernels`] under the
+//! design's name. (The tick counter is [`crate::ticks`].)
 
 /// The design document's `performance::simd`: [`crate::kernels`] under its
 /// module names.
