@@ -473,6 +473,9 @@ mod tests {
             COUNTING.dealloc(b, small);
             COUNTING.dealloc(c, small);
         }
-        assert_eq!((COUNTING.snapshot().current, COUNTING.snapshot().peak), (0, 200));
+        assert_eq!(
+            (COUNTING.snapshot().current, COUNTING.snapshot().peak),
+            (0, 200)
+        );
     }
 }
