@@ -245,7 +245,7 @@ pub fn active_instruction_set() -> &'static str {
 }
 
 /// How many elements of `xs` equal `v`. Any [`Lane`] type: `u8`, `u16`,
-/// `u32`, `u64`; for [`PatternId`] slices see [`count_patterns`].
+/// `u32`, `u64`; for [`PatternId`] slices count through [`pattern_numbers`].
 ///
 /// ```
 /// assert_eq!(knhk_core::kernels::count(b"workflow", b'o'), 2);
@@ -291,6 +291,49 @@ pub fn filter_into<T: Lane>(xs: &[T], v: T, out: &mut [usize]) -> usize {
         avx2: x86::filter_into_avx2(xs, v, out),
         portable: portable::filter_into(xs, v, out)
     )
+}
+
+/// [`filter_into`] for a `heapless::Vec`: replaces the contents of `out`
+/// with the indices of the elements equal to `v`, ascending.
+///
+/// `Ok(())` if they all fit. If there are more than `N`, `out` holds the
+/// first `N` and the result is `Err` with how many there are in all (the
+/// number [`filter_into`] returns), so the caller knows what size would
+/// have held them. It never panics.
+///
+/// ```
+/// use heapless::Vec;
+/// use knhk_core::kernels;
+///
+/// let patterns = [7_u16, 1, 7, 7, 2];
+/// let mut out = Vec::<usize, 4>::new();
+/// assert_eq!(kernels::filter_into_vec(&patterns, 7, &mut out), Ok(()));
+/// assert_eq!(out, [0, 2, 3]);
+///
+/// let mut small = Vec::<usize, 2>::new();
+/// assert_eq!(kernels::filter_into_vec(&patterns, 7, &mut small), Err(3));
+/// assert_eq!(small, [0, 2]);
+/// ```
+#[cfg(feature = "heapless")]
+#[cfg_attr(docsrs, doc(cfg(feature = "heapless")))]
+#[inline]
+pub fn filter_into_vec<T: Lane, const N: usize>(
+    xs: &[T],
+    v: T,
+    out: &mut heapless::Vec<usize, N>,
+) -> Result<(), usize> {
+    out.clear();
+    let mut total = 0;
+    for_each_match(xs, v, |i| {
+        // Past the capacity the index is only counted.
+        let _ = out.push(i);
+        total += 1;
+    });
+    if total == out.len() {
+        Ok(())
+    } else {
+        Err(total)
+    }
 }
 
 /// Calls `emit` with the index of each element equal to `v`, ascending.
@@ -476,3 +519,44 @@ pub fn sample_variance_u64(values: &[u64]) -> Option<f64> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(all(test, feature = "heapless"))]
+mod heapless_tests {
+    use super::*;
+
+    /// `filter_into_vec` agrees with `filter_into` for every fill level.
+    fn agrees<const N: usize>(xs: &[u32], v: u32) {
+        let mut all = [0_usize; 300];
+        let total = filter_into(xs, v, &mut all);
+        let mut out = heapless::Vec::<usize, N>::new();
+        // Leftovers from an earlier call are replaced.
+        out.extend(core::iter::repeat_n(usize::MAX, N));
+        let result = filter_into_vec(xs, v, &mut out);
+        assert_eq!(result, if total <= N { Ok(()) } else { Err(total) });
+        assert_eq!(&out[..], &all[..total.min(N)]);
+    }
+
+    #[test]
+    fn filter_into_vec_fills_then_reports_the_total() {
+        let xs: Vec<u32> = (0..300_u32)
+            .map(|i| i.wrapping_mul(2_654_435_761) % 5)
+            .collect();
+        for len in [0, 1, 7, 63, 64, 65, 130, 300] {
+            for v in 0..6 {
+                agrees::<0>(&xs[..len], v);
+                agrees::<3>(&xs[..len], v);
+                agrees::<64>(&xs[..len], v);
+                agrees::<300>(&xs[..len], v);
+            }
+        }
+    }
+
+    #[test]
+    fn filter_into_vec_too_small() {
+        let mut out = heapless::Vec::<usize, 2>::new();
+        assert_eq!(filter_into_vec(&[5_u8, 5, 1, 5], 5, &mut out), Err(3));
+        assert_eq!(out, [0, 1]);
+        assert_eq!(filter_into_vec(&[5_u8, 1], 5, &mut out), Ok(()));
+        assert_eq!(out, [0]);
+    }
+}

@@ -5,6 +5,10 @@
 //! write to a pipe, a socket or a flash programmer. It keeps the index in
 //! slot memory the caller provides ([`IndexStorage`]): a fixed slice in
 //! `no_std`, a growing `Vec` in knhk-std.
+//!
+//! With feature `heapless`, a `heapless::Vec` is both: a [`Sink`] of bytes
+//! and an [`IndexStorage`] of slots, each with its capacity in its type, so
+//! firmware without an allocator builds a store in a buffer it sized once.
 
 use core::fmt;
 
@@ -45,13 +49,14 @@ impl<'b> SliceSink<'b> {
     }
 }
 
-/// The slice a [`SliceSink`] writes to is full.
+/// The buffer a [`SliceSink`] (or, with feature `heapless`, a
+/// `heapless::Vec<u8, N>`) writes to is full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SinkFull {
     /// Bytes the write needed.
     pub needed: usize,
-    /// Bytes left in the slice.
+    /// Bytes left in the buffer.
     pub available: usize,
 }
 
@@ -80,6 +85,45 @@ impl Sink for SliceSink<'_> {
         dest.copy_from_slice(bytes);
         self.written += bytes.len();
         Ok(())
+    }
+}
+
+/// A `heapless::Vec` of bytes as a [`Sink`]: each write is appended, or,
+/// if it does not fit in the `N` bytes, refused whole with [`SinkFull`]
+/// (the vec keeps what it had; the store is incomplete, so start over).
+/// Any length type `L` works.
+///
+/// ```
+/// use heapless::Vec;
+/// use knhk_core::store::{IndexSlot, SinkFull, StoreView, StoreWriter, WriteError};
+/// use knhk_core::WorkflowSpecId;
+///
+/// let mut file = Vec::<u8, 512>::new();
+/// let mut slots = [IndexSlot::EMPTY; 8];
+/// let mut writer = StoreWriter::new(&mut file, &mut slots[..])?;
+/// writer.add(WorkflowSpecId::from_bytes([1; 16]), b"approve")?;
+/// writer.finish()?;
+/// let store = StoreView::parse(&file)?;
+/// assert_eq!(store.get(&WorkflowSpecId::from_bytes([1; 16])), Some(&b"approve"[..]));
+///
+/// // Too small for the header: an error, not a panic.
+/// let mut tiny = Vec::<u8, 8>::new();
+/// let refused = StoreWriter::new(&mut tiny, &mut slots[..]).err();
+/// assert_eq!(refused, Some(WriteError::Sink(SinkFull { needed: 16, available: 8 })));
+/// # Ok::<(), Box<dyn core::error::Error>>(())
+/// ```
+#[cfg(feature = "heapless")]
+#[cfg_attr(docsrs, doc(cfg(feature = "heapless")))]
+impl<const N: usize, L: heapless::LenType> Sink for heapless::Vec<u8, N, L> {
+    type Error = SinkFull;
+    fn write_all(&mut self, bytes: &[u8]) -> Result<(), SinkFull> {
+        let available = N - self.len();
+        // `extend_from_slice` checks the room first and writes nothing
+        // when the bytes do not fit.
+        self.extend_from_slice(bytes).map_err(|_| SinkFull {
+            needed: bytes.len(),
+            available,
+        })
     }
 }
 
@@ -124,6 +168,51 @@ pub trait IndexStorage {
 impl IndexStorage for &mut [IndexSlot] {
     fn slots(&mut self) -> &mut [IndexSlot] {
         self
+    }
+}
+
+/// A `heapless::Vec` of slots as the writer's [`IndexStorage`]: like a
+/// slice of `N` slots, with the size in the type, so it can live in a
+/// struct or a `static` without a separate buffer.
+///
+/// The vec's type already reserves all `N` slots, so it does not double
+/// as it fills: the writer extends it to `N` at the start and uses them
+/// all. `N` must be a power of two of at least 2
+/// ([`WriteError::BadIndexCapacity`] otherwise); the index then holds
+/// `N / 2` workflows, and the next [`add`](StoreWriter::add) returns
+/// [`WriteError::IndexFull`]. (Doubling in place would need a second
+/// table to rehash into, which a fixed buffer does not have.) Any length
+/// type `L` works.
+///
+/// ```
+/// use heapless::Vec;
+/// use knhk_core::store::{IndexSlot, SliceSink, StoreView, StoreWriter, WriteError};
+/// use knhk_core::WorkflowSpecId;
+///
+/// let mut file = [0_u8; 1024];
+/// let index = Vec::<IndexSlot, 4>::new(); // up to 2 workflows
+/// let mut writer = StoreWriter::new(SliceSink::new(&mut file), index)?;
+/// writer.add(WorkflowSpecId::from_bytes([1; 16]), b"approve")?;
+/// writer.add(WorkflowSpecId::from_bytes([2; 16]), b"ship")?;
+/// assert_eq!(
+///     writer.add(WorkflowSpecId::from_bytes([3; 16]), b"bill"),
+///     Err(WriteError::IndexFull { capacity: 4 }),
+/// );
+/// let len = writer.finish()? as usize;
+/// let store = StoreView::parse(&file[..len])?;
+/// assert_eq!(store.get(&WorkflowSpecId::from_bytes([2; 16])), Some(&b"ship"[..]));
+/// assert_eq!(store.len(), 2);
+/// # Ok::<(), Box<dyn core::error::Error>>(())
+/// ```
+#[cfg(feature = "heapless")]
+#[cfg_attr(docsrs, doc(cfg(feature = "heapless")))]
+impl<const N: usize, L: heapless::LenType> IndexStorage for heapless::Vec<IndexSlot, N, L> {
+    fn slots(&mut self) -> &mut [IndexSlot] {
+        if self.len() < N {
+            // Cannot fail: the new length is the capacity.
+            let _ = self.resize(N, IndexSlot::EMPTY);
+        }
+        self.as_mut_slice()
     }
 }
 
@@ -418,4 +507,135 @@ fn lay_out<E>(
         bucket += 1;
     }
     Ok((bucket, max_probe))
+}
+
+#[cfg(all(test, feature = "heapless"))]
+mod heapless_tests {
+    use super::*;
+    use crate::store::StoreView;
+
+    fn id(n: u8) -> WorkflowSpecId {
+        WorkflowSpecId::from_bytes([n; 16])
+    }
+
+    fn data(n: u8) -> impl Iterator<Item = u8> {
+        (0..n as usize * 5).map(move |i| i as u8 ^ n)
+    }
+
+    #[test]
+    fn round_trip_through_heapless_sink_and_index() {
+        let mut file = heapless::Vec::<u8, 2048>::new();
+        let mut writer =
+            StoreWriter::new(&mut file, heapless::Vec::<IndexSlot, 16>::new()).unwrap();
+        // 16 slots hold 8 workflows; the 8th is a duplicate.
+        for n in 1..=7 {
+            let bytes: heapless::Vec<u8, 64> = data(n).collect();
+            writer.add(id(n), &bytes).unwrap();
+        }
+        assert_eq!(
+            writer.add(id(3), b"again"),
+            Err(WriteError::DuplicateId { id: id(3) })
+        );
+        let len = writer.finish().unwrap();
+        assert_eq!(len as usize, file.len());
+
+        let store = StoreView::parse(&file).unwrap();
+        assert_eq!(store.len(), 7);
+        for n in 1..=7 {
+            assert!(store.get(&id(n)).unwrap().iter().copied().eq(data(n)));
+        }
+        assert_eq!(store.get(&id(8)), None);
+        store.verify().unwrap();
+
+        // The same bytes as the slice sink and slice index write.
+        let mut buf = [0_u8; 2048];
+        let mut slots = [IndexSlot::EMPTY; 16];
+        let mut writer = StoreWriter::new(SliceSink::new(&mut buf), &mut slots[..]).unwrap();
+        for n in 1..=7 {
+            let bytes: heapless::Vec<u8, 64> = data(n).collect();
+            writer.add(id(n), &bytes).unwrap();
+        }
+        let len = writer.finish().unwrap() as usize;
+        assert_eq!(&buf[..len], &file[..]);
+    }
+
+    #[test]
+    fn a_full_vec_refuses_the_write_whole() {
+        let mut slots = [IndexSlot::EMPTY; 4];
+        let mut file = heapless::Vec::<u8, 200>::new();
+        {
+            let mut writer = StoreWriter::new(&mut file, &mut slots[..]).unwrap();
+            // Header frame (40 bytes), then this frame's id and length (24).
+            assert_eq!(
+                writer.add(id(1), &[7; 300]),
+                Err(WriteError::Sink(SinkFull {
+                    needed: 300,
+                    available: 136
+                }))
+            );
+        }
+        assert_eq!(file.len(), 64, "the refused data left no bytes behind");
+
+        // Room for the workflow but not for the index and trailer.
+        let mut file = heapless::Vec::<u8, 120>::new();
+        let mut writer = StoreWriter::new(&mut file, &mut slots[..]).unwrap();
+        writer.add(id(1), b"fits").unwrap();
+        assert!(matches!(
+            writer.finish(),
+            Err(WriteError::Sink(SinkFull { .. }))
+        ));
+
+        let mut bytes = heapless::Vec::<u8, 4, u8>::new();
+        assert_eq!(bytes.write_all(b"abc"), Ok(()));
+        assert_eq!(
+            bytes.write_all(b"de"),
+            Err(SinkFull {
+                needed: 2,
+                available: 1
+            })
+        );
+        assert_eq!(bytes, *b"abc");
+    }
+
+    #[test]
+    fn a_full_index_is_an_error() {
+        let mut file = [0_u8; 1024];
+        let index = heapless::Vec::<IndexSlot, 4, u8>::new();
+        let mut writer = StoreWriter::new(SliceSink::new(&mut file), index).unwrap();
+        writer.add(id(1), b"one").unwrap();
+        writer.add(id(2), b"two").unwrap();
+        assert_eq!(
+            writer.add(id(3), b"three"),
+            Err(WriteError::IndexFull { capacity: 4 })
+        );
+        let len = writer.finish().unwrap() as usize;
+        let store = StoreView::parse(&file[..len]).unwrap();
+        assert_eq!(store.get(&id(2)), Some(&b"two"[..]));
+        assert_eq!(store.get(&id(3)), None);
+    }
+
+    #[test]
+    fn the_index_capacity_must_be_a_power_of_two() {
+        fn capacity_error<const N: usize>() -> Option<WriteError<SinkFull>> {
+            let mut file = [0_u8; 256];
+            StoreWriter::new(
+                SliceSink::new(&mut file),
+                heapless::Vec::<IndexSlot, N>::new(),
+            )
+            .err()
+        }
+        assert_eq!(
+            capacity_error::<6>(),
+            Some(WriteError::BadIndexCapacity { capacity: 6 })
+        );
+        assert_eq!(
+            capacity_error::<1>(),
+            Some(WriteError::BadIndexCapacity { capacity: 1 })
+        );
+        assert_eq!(
+            capacity_error::<0>(),
+            Some(WriteError::BadIndexCapacity { capacity: 0 })
+        );
+        assert_eq!(capacity_error::<2>(), None);
+    }
 }

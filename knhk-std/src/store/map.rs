@@ -46,13 +46,20 @@ use super::error::{io_error, StorageError};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct MmapWorkflowStore {
-    // Declared first, so dropped before the map it borrows.
-    view: StoreView<'static>,
+    mapped: Mapped,
     /// Version 1 only: where each workflow's data is in the map.
     scanned: Option<HashMap<WorkflowSpecId, (usize, usize)>>,
     path: PathBuf,
-    _map: Option<Mmap>,
 }
+
+self_cell::self_cell!(
+    /// The map (`None` for an empty file) and the view parsed over it.
+    struct Mapped {
+        owner: Option<Mmap>,
+        #[covariant]
+        dependent: StoreView,
+    }
+);
 
 impl MmapWorkflowStore {
     /// Maps and parses the store at `path`.
@@ -93,18 +100,14 @@ impl MmapWorkflowStore {
             // which the caching reader calls.)
             let _ = map.advise(memmap2::Advice::Random);
         }
-        let bytes: &[u8] = map.as_deref().unwrap_or(&[]);
-        // The view is declared before the map in `Self`, so dropped first,
-        // and it is never handed out as 'static: methods borrow from `&self`.
-        // SAFETY: the mapping lives in `_map` as long as `self` and does not
-        // move when `self` moves (the kernel's memory, not the heap's).
-        let bytes: &'static [u8] =
-            unsafe { std::slice::from_raw_parts(bytes.as_ptr(), bytes.len()) };
         let corrupt = |source| StorageError::Corrupt {
             path: path.to_path_buf(),
             source,
         };
-        let view = StoreView::parse(bytes).map_err(corrupt)?;
+        let mapped = Mapped::try_new(map, |map| StoreView::parse(map.as_deref().unwrap_or(&[])))
+            .map_err(corrupt)?;
+        let view = mapped.borrow_dependent();
+        let bytes = view.bytes();
         let scanned = if view.version() == Version::V1 {
             let mut index = HashMap::with_capacity(view.len());
             for entry in view.entries() {
@@ -121,11 +124,16 @@ impl MmapWorkflowStore {
         };
 
         Ok(MmapWorkflowStore {
-            view,
+            mapped,
             scanned,
             path: path.to_path_buf(),
-            _map: map,
         })
+    }
+
+    /// The parsed view over the map.
+    #[inline(always)]
+    fn view(&self) -> &StoreView<'_> {
+        self.mapped.borrow_dependent()
     }
 
     /// The workflow with this id, if there is one; damage the lookup runs
@@ -143,8 +151,8 @@ impl MmapWorkflowStore {
         match &self.scanned {
             Some(index) => Ok(index
                 .get(id)
-                .map(|&(start, len)| &self.view.bytes()[start..start + len])),
-            None => self.view.try_get(id),
+                .map(|&(start, len)| &self.view().bytes()[start..start + len])),
+            None => self.view().try_get(id),
         }
     }
 
@@ -186,7 +194,7 @@ impl MmapWorkflowStore {
                     store: self,
                     ids: ids.iter(),
                 },
-                None => ManyInner::Indexed(self.view.get_many(ids)),
+                None => ManyInner::Indexed(self.view().get_many(ids)),
             },
         }
     }
@@ -208,12 +216,12 @@ impl MmapWorkflowStore {
     /// work, call it a few tasks ahead. A hint: it never fails.
     #[inline]
     pub fn prefetch(&self, id: &WorkflowSpecId) {
-        self.view.prefetch(id);
+        self.view().prefetch(id);
     }
 
     /// The ids of all workflows, in file order.
     pub fn list_workflows(&self) -> Vec<WorkflowSpecId> {
-        self.view
+        self.view()
             .entries()
             .filter_map(Result::ok)
             .map(|(id, _)| id)
@@ -224,27 +232,27 @@ impl MmapWorkflowStore {
     pub fn entries(
         &self,
     ) -> impl Iterator<Item = Result<(WorkflowSpecId, &[u8]), StoreError>> + '_ {
-        self.view.entries()
+        self.view().entries()
     }
 
     /// Number of workflows.
     pub fn len(&self) -> usize {
-        self.view.len()
+        self.view().len()
     }
 
     /// Whether the store has no workflows.
     pub fn is_empty(&self) -> bool {
-        self.view.is_empty()
+        self.view().is_empty()
     }
 
     /// The file's format version.
     pub fn version(&self) -> Version {
-        self.view.version()
+        self.view().version()
     }
 
     /// Checks every checksum and that the index and entries agree.
     pub fn verify(&self) -> Result<(), StoreError> {
-        self.view.verify()
+        self.view().verify()
     }
 
     /// Asks the kernel to read the index into memory now (`MADV_WILLNEED`),
@@ -253,7 +261,7 @@ impl MmapWorkflowStore {
     /// store does not do it; [`MmapWorkflowReader`](super::MmapWorkflowReader) does, once per mapping.
     pub fn prefetch_index(&self) {
         #[cfg(unix)]
-        if let (Some(map), Some(range)) = (&self._map, self.view.index_range()) {
+        if let (Some(map), Some(range)) = (self.mapped.borrow_owner(), self.view().index_range()) {
             let _ = map.advise_range(memmap2::Advice::WillNeed, range.start, range.len());
         }
     }
@@ -265,7 +273,7 @@ impl MmapWorkflowStore {
 
     /// The file's size in bytes.
     pub fn size(&self) -> usize {
-        self.view.bytes().len()
+        self.view().bytes().len()
     }
 }
 

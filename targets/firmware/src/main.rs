@@ -1,8 +1,9 @@
 //! knhk-core's conformance checks on a Cortex-M, under QEMU with
 //! semihosting: the arena, the kernels against a scalar oracle, the
-//! counters, the registry, and the store reader over a version-3 store made
-//! by knhk-std's writer at build time. Prints each capability's result and
-//! exits 0 only if every check passed.
+//! counters, the registry, the store reader over a version-3 store made
+//! by knhk-std's writer at build time, and (feature `heapless`) a store
+//! written on the device into `heapless::Vec`s and the filter into one.
+//! Prints each capability's result and exits 0 only if every check passed.
 #![no_std]
 #![no_main]
 
@@ -113,10 +114,7 @@ fn kernels() {
         *id = (seed >> 16) % 7 + 1;
     }
     let scalar_count = ids.iter().filter(|&&x| x == 3).count();
-    check(
-        "kernels: count",
-        kernels::count(&ids, 3) == scalar_count,
-    );
+    check("kernels: count", kernels::count(&ids, 3) == scalar_count);
     check(
         "kernels: any",
         kernels::any(&ids, 5) && !kernels::any(&ids, 9),
@@ -129,18 +127,9 @@ fn kernels() {
     );
     let values: [u64; 9] = [5, u64::MAX, 0, 1 << 53, (1 << 63) + 1, 7, 7, 42, 1 << 60];
     let sum: u128 = values.iter().map(|&v| v as u128).sum();
-    check(
-        "kernels: exact sum",
-        kernels::sum_u64(&values) == sum,
-    );
-    check(
-        "kernels: max",
-        kernels::max_u64(&values) == Some(u64::MAX),
-    );
-    check(
-        "kernels: min",
-        kernels::min_u64(&values) == Some(0),
-    );
+    check("kernels: exact sum", kernels::sum_u64(&values) == sum);
+    check("kernels: max", kernels::max_u64(&values) == Some(u64::MAX));
+    check("kernels: min", kernels::min_u64(&values) == Some(0));
     check(
         "kernels: exact variance",
         kernels::variance_u64(&[1 << 60, (1 << 60) + 2]) == Some(1.0),
@@ -227,6 +216,73 @@ fn store() {
     check("store: damage caught", caught);
 }
 
+#[cfg(feature = "heapless")]
+fn heapless_vecs() {
+    use heapless::Vec;
+    use knhk_core::kernels;
+    use knhk_core::store::{IndexSlot, SinkFull, StoreView, StoreWriter, WriteError};
+    use knhk_core::WorkflowSpecId;
+
+    // Written here, with no allocator: the store and the writer's index
+    // in buffers whose capacity is in their type.
+    let id = |n: u8| WorkflowSpecId::from_bytes([n; 16]);
+    let mut file = Vec::<u8, 512>::new();
+    let written = StoreWriter::new(&mut file, Vec::<IndexSlot, 8>::new()).and_then(|mut writer| {
+        for n in 1..=4 {
+            writer.add(id(n), &[n; 10])?;
+        }
+        writer.finish()
+    });
+    check(
+        "heapless: store written into a Vec",
+        matches!(written, Ok(len) if len as usize == file.len()),
+    );
+    let read_back = StoreView::parse(&file).is_ok_and(|store| {
+        store.len() == 4
+            && store.get(&id(3)) == Some(&[3; 10][..])
+            && store.get(&id(5)).is_none()
+            && store.verify().is_ok()
+    });
+    check("heapless: store parses, finds, verifies", read_back);
+
+    let mut tiny = Vec::<u8, 32>::new();
+    check(
+        "heapless: a full Vec is an error",
+        StoreWriter::new(&mut tiny, Vec::<IndexSlot, 2>::new()).err()
+            == Some(WriteError::Sink(SinkFull {
+                needed: 16,
+                available: 8,
+            })),
+    );
+    let mut file = Vec::<u8, 512>::new();
+    let third = StoreWriter::new(&mut file, Vec::<IndexSlot, 4>::new()).and_then(|mut writer| {
+        writer.add(id(1), b"one")?;
+        writer.add(id(2), b"two")?;
+        writer.add(id(3), b"three")
+    });
+    check(
+        "heapless: a full index is an error",
+        third == Err(WriteError::IndexFull { capacity: 4 }),
+    );
+
+    let ids: [u32; 150] = core::array::from_fn(|i| (i as u32).wrapping_mul(2_654_435_761) >> 29);
+    let scalar_count = ids.iter().filter(|&&x| x == 3).count();
+    let mut found = Vec::<usize, 150>::new();
+    check(
+        "heapless: filter into a Vec",
+        kernels::filter_into_vec(&ids, 3, &mut found) == Ok(())
+            && found.len() == scalar_count
+            && found.iter().all(|&i| ids[i] == 3),
+    );
+    let mut few = Vec::<usize, 4>::new();
+    check(
+        "heapless: filter into a full Vec",
+        scalar_count > 4
+            && kernels::filter_into_vec(&ids, 3, &mut few) == Err(scalar_count)
+            && few[..] == found[..4],
+    );
+}
+
 #[entry]
 fn main() -> ! {
     #[cfg(feature = "arena")]
@@ -239,6 +295,8 @@ fn main() -> ! {
     registry();
     #[cfg(feature = "store")]
     store();
+    #[cfg(feature = "heapless")]
+    heapless_vecs();
 
     let (ran, failed) = (RAN.load(Ordering::Relaxed), FAILED.load(Ordering::Relaxed));
     out("knhk firmware: ");
