@@ -24,4 +24,42 @@ pub struct Row {
     /// Heap bytes requested per operation, where the section counts them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub heap_bytes_per_op: Option<f64>,
+    /// Heap allocations per batch once a repeating sequence has settled
+    /// (section `growth`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steady_allocations_per_batch: Option<f64>,
+    /// Heap bytes held after the calm batches that follow a spike
+    /// (section `growth`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_bytes_after_calm: Option<f64>,
+    /// Whether the subject's arena got huge pages (section `huge_pages`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub huge_pages_granted: Option<bool>,
+}
+
+/// A measured field of a row other than its time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    /// [`Row::steady_allocations_per_batch`].
+    SteadyAllocationsPerBatch,
+    /// [`Row::held_bytes_after_calm`].
+    HeldBytesAfterCalm,
+}
+
+impl Field {
+    /// The field's name in the JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::SteadyAllocationsPerBatch => "steady_allocations_per_batch",
+            Field::HeldBytesAfterCalm => "held_bytes_after_calm",
+        }
+    }
+
+    /// The field's value in `row`, if measured.
+    pub fn of(self, row: &Row) -> Option<f64> {
+        match self {
+            Field::SteadyAllocationsPerBatch => row.steady_allocations_per_batch,
+            Field::HeldBytesAfterCalm => row.held_bytes_after_calm,
+        }
+    }
 }

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::row::Row;
+use crate::row::{Field, Row};
 
 /// A goal stated over the rows of one section.
 #[derive(Clone, Copy, Debug)]
@@ -71,6 +71,30 @@ pub enum Target {
         /// Largest acceptable ratio.
         max: f64,
     },
+    /// A field of one subject's row, at most `max`.
+    FieldAtMost {
+        /// Case.
+        case: &'static str,
+        /// Subject.
+        subject: &'static str,
+        /// The field.
+        field: Field,
+        /// Largest acceptable value.
+        max: f64,
+    },
+    /// A field of one subject's row divided by another's, at most `max`.
+    FieldRatioAtMost {
+        /// Case.
+        case: &'static str,
+        /// Subject whose value is divided.
+        numerator: &'static str,
+        /// Subject it is divided by.
+        denominator: &'static str,
+        /// The field.
+        field: Field,
+        /// Largest acceptable ratio.
+        max: f64,
+    },
     /// A subject's time per op grows by at most `max` from one case to another.
     Flat {
         /// Subject.
@@ -126,6 +150,12 @@ fn ticks(rows: &[Row], section: &str, case: &str, subject: &str) -> Option<f64> 
         .and_then(|r| r.ticks_per_op)
 }
 
+fn field_of(rows: &[Row], section: &str, case: &str, subject: &str, field: Field) -> Option<f64> {
+    rows.iter()
+        .find(|r| r.section == section && r.case == case && r.subject == subject)
+        .and_then(|r| field.of(r))
+}
+
 impl Target {
     /// Evaluates the target over `rows` of `section`.
     pub fn check(&self, section: &str, rows: &[Row]) -> TargetResult {
@@ -179,6 +209,34 @@ impl Target {
                 max,
                 true,
             ),
+            Target::FieldAtMost {
+                case,
+                subject,
+                field,
+                max,
+            } => (
+                format!("{case}: {subject} {} <= {max}", field.name()),
+                field_of(rows, section, case, subject, field),
+                max,
+                true,
+            ),
+            Target::FieldRatioAtMost {
+                case,
+                numerator,
+                denominator,
+                field,
+                max,
+            } => (
+                format!(
+                    "{case}: {numerator} / {denominator} {} <= {max}",
+                    field.name()
+                ),
+                field_of(rows, section, case, numerator, field)
+                    .zip(field_of(rows, section, case, denominator, field))
+                    .map(|(a, b)| a / b),
+                max,
+                true,
+            ),
             Target::CaseRatioAtMost {
                 subject,
                 case,
@@ -229,6 +287,9 @@ mod tests {
             ops: 1,
             allocations_per_op: None,
             heap_bytes_per_op: None,
+            steady_allocations_per_batch: None,
+            held_bytes_after_calm: None,
+            huge_pages_granted: None,
         }
     }
 

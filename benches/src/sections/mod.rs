@@ -13,6 +13,8 @@ pub mod allocations;
 pub mod arena;
 pub mod engine;
 pub mod false_sharing;
+pub mod growth;
+pub mod huge_pages;
 pub mod kernels;
 pub mod pool;
 pub mod registry;
@@ -22,6 +24,8 @@ pub mod store;
 pub const ALL: &[Section] = &[
     engine::SECTION,
     arena::SECTION,
+    growth::SECTION,
+    huge_pages::SECTION,
     kernels::SECTION,
     false_sharing::SECTION,
     alloc_stats::SECTION,
@@ -96,6 +100,14 @@ impl Context {
         eprintln!("           {case} {subject}: {allocations:.2} heap allocations, {bytes:.1} heap bytes per op");
     }
 
+    /// The row recorded last for (case, subject), to attach more figures.
+    pub fn row_mut(&mut self, case: &str, subject: &str) -> Option<&mut Row> {
+        self.rows
+            .iter_mut()
+            .rev()
+            .find(|r| r.case == case && r.subject == subject)
+    }
+
     /// Records one measurement and reports progress.
     pub fn record(&mut self, case: &str, subject: &str, m: Measurement) {
         self.done += 1;
@@ -121,6 +133,9 @@ impl Context {
             ops: m.ops,
             allocations_per_op: None,
             heap_bytes_per_op: None,
+            steady_allocations_per_batch: None,
+            held_bytes_after_calm: None,
+            huge_pages_granted: None,
         });
     }
 }

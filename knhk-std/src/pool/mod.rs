@@ -320,7 +320,7 @@ impl ResourcePool {
             if shared.live < self.max {
                 shared.live += 1;
                 drop(shared);
-                return Some(match HeapBuffer::new(self.arena_capacity) {
+                return Some(match HeapBuffer::with_layout(self.layout) {
                     Ok(buffer) => Ok(buffer.into_raw()),
                     Err(e) => {
                         self.lock().live -= 1;

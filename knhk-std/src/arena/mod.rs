@@ -8,12 +8,17 @@ use core::fmt;
 use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
-use std::alloc::{self, Layout};
+use std::alloc::Layout;
 use std::cell::{Cell, OnceCell};
 
 use knhk_core::arena as core_arena;
 
+pub use growing::{GrowingArena, FIRST_CHUNK, RESET_HISTORY};
 pub use knhk_core::arena::{Checkpoint, Rejected};
+pub use pages::{huge_pages_enabled, set_huge_pages, HUGE_PAGE};
+
+mod growing;
+mod pages;
 
 /// Why an owned arena could not be made, or an allocation through
 /// [`ArenaAllocator`] failed. knhk-core's own error (full, too large, ...)
@@ -40,6 +45,15 @@ pub enum ArenaError {
     /// The thread's arena is no longer available because the thread is
     /// shutting down (its thread-locals are being destroyed).
     ThreadLocalDestroyed,
+    /// A [`GrowingArena`] would pass its limit to serve this request.
+    LimitExceeded {
+        /// Bytes the request needed (its size).
+        requested: usize,
+        /// Bytes of chunks the arena holds now.
+        held: usize,
+        /// The most it may hold.
+        limit: usize,
+    },
 }
 
 impl From<core_arena::ArenaError> for ArenaError {
@@ -63,6 +77,15 @@ impl fmt::Display for ArenaError {
             ArenaError::ThreadLocalDestroyed => {
                 f.write_str("the thread's arena was already destroyed (thread is exiting)")
             }
+            ArenaError::LimitExceeded {
+                requested,
+                held,
+                limit,
+            } => write!(
+                f,
+                "a request of {requested} bytes would take the arena past its limit: \
+                 it holds {held} bytes of at most {limit}; reset it or raise the limit"
+            ),
         }
     }
 }
@@ -94,19 +117,40 @@ impl HeapBuffer {
         if bytes == 0 {
             return Err(ArenaError::ZeroCapacity);
         }
-        // Padded to a whole cache line: the arena's capacity is then at
-        // least `bytes` (its usable end is the buffer's last word boundary).
-        Ok(Layout::from_size_align(bytes, BUFFER_ALIGN)
-            .map_err(|_| ArenaError::CapacityOverflow { bytes })?
-            .pad_to_align())
+        // Padded to a whole cache line (a whole huge page for the large
+        // buffers that get them): the arena's capacity is then at least
+        // `bytes` (its usable end is the buffer's last word boundary).
+        Ok(
+            Layout::from_size_align(bytes, pages::align_for(bytes, BUFFER_ALIGN))
+                .map_err(|_| ArenaError::CapacityOverflow { bytes })?
+                .pad_to_align(),
+        )
     }
 
     pub(crate) fn new(bytes: usize) -> Result<HeapBuffer, ArenaError> {
-        let layout = HeapBuffer::layout_for(bytes)?;
+        HeapBuffer::with_layout(HeapBuffer::layout_for(bytes)?)
+    }
+
+    /// A buffer with a layout from [`layout_for`](Self::layout_for) (kept by
+    /// a pool, so that all its buffers share one layout even if huge pages
+    /// are switched in between).
+    pub(crate) fn with_layout(layout: Layout) -> Result<HeapBuffer, ArenaError> {
         // SAFETY: `layout_for` never returns a zero size.
-        let ptr = unsafe { alloc::alloc(layout) };
-        let ptr = NonNull::new(ptr).ok_or(ArenaError::OutOfMemory { bytes })?;
+        let ptr = unsafe { pages::allocate(layout) };
+        let ptr = NonNull::new(ptr).ok_or(ArenaError::OutOfMemory {
+            bytes: layout.size(),
+        })?;
         Ok(HeapBuffer { ptr, layout })
+    }
+
+    /// Bytes in the buffer.
+    pub(crate) fn len(&self) -> usize {
+        self.layout.size()
+    }
+
+    /// Bytes of the buffer backed by huge pages, where that can be read.
+    pub(crate) fn huge_page_bytes(&self) -> Option<usize> {
+        pages::huge_page_bytes(self.ptr.as_ptr(), self.layout.size())
     }
 
     /// Gives up ownership of the memory, which [`from_raw`](Self::from_raw)
@@ -141,8 +185,9 @@ impl HeapBuffer {
 
 impl Drop for HeapBuffer {
     fn drop(&mut self) {
-        // SAFETY: allocated in `new` with this same layout.
-        unsafe { alloc::dealloc(self.ptr.as_ptr(), self.layout) }
+        // SAFETY: allocated in `new` (by `pages::allocate`) with this same
+        // layout, and freed once.
+        unsafe { pages::free(self.ptr, self.layout) }
     }
 }
 
@@ -178,7 +223,7 @@ impl Drop for HeapBuffer {
 pub struct HeapArena {
     // Declared first, so dropped (with its values) before the buffer.
     inner: core_arena::Arena<'static>,
-    _buffer: HeapBuffer,
+    buffer: HeapBuffer,
 }
 
 impl HeapArena {
@@ -199,10 +244,7 @@ impl HeapArena {
         // SAFETY: the arena is a field declared before the buffer, so it is
         // dropped first, and it is the only arena over this buffer.
         let inner = unsafe { buffer.arena() };
-        Ok(HeapArena {
-            inner,
-            _buffer: buffer,
-        })
+        Ok(HeapArena { inner, buffer })
     }
 
     /// Frees every allocation, dropping the values that need it.
@@ -210,6 +252,13 @@ impl HeapArena {
     #[inline]
     pub fn reset(&mut self) {
         self.inner.reset();
+    }
+
+    /// Bytes of the arena's buffer backed by huge pages (buffers of 2 MiB
+    /// or more ask for them), read from `/proc/self/smaps`; `None` where
+    /// that cannot be read.
+    pub fn huge_page_bytes(&self) -> Option<usize> {
+        self.buffer.huge_page_bytes()
     }
 
     /// Frees everything allocated after `checkpoint`.

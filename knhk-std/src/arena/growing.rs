@@ -1,0 +1,754 @@
+//! [`GrowingArena`]: an owned arena that adds chunks as it fills and, at
+//! each reset, sizes itself to the recent batches.
+
+use core::alloc::Layout;
+use core::cell::{Cell, UnsafeCell};
+use core::fmt;
+use core::mem;
+use core::ptr::NonNull;
+
+use knhk_core::arena::{self as core_arena, ArenaError as CoreError};
+
+use super::{ArenaError, HeapBuffer};
+
+/// Batches [`GrowingArena::reset`] remembers when it sizes the chunk it
+/// keeps.
+pub const RESET_HISTORY: usize = 8;
+
+/// The first chunk of [`GrowingArena::new`]: 4 KiB.
+pub const FIRST_CHUNK: usize = 4 * 1024;
+
+/// An upper bound on what the core arena adds to a request in one chunk:
+/// alignment padding beyond a word and, for a type that needs `Drop`, its
+/// drop record (four words, plus one for the record `alloc_with` may add).
+const OVERHEAD: usize = 64;
+
+/// One chunk: a core arena over its own heap buffer.
+struct Chunk {
+    // Declared first, so dropped (with its values) before the buffer.
+    arena: core_arena::Arena<'static>,
+    buffer: HeapBuffer,
+}
+
+impl Chunk {
+    fn new(bytes: usize) -> Result<Box<Chunk>, ArenaError> {
+        let buffer = HeapBuffer::new(bytes)?;
+        // SAFETY: the arena is a field declared before the buffer, so it is
+        // dropped first, and it is the only arena over this buffer. Its
+        // `'static` bounds the values it takes, as for `HeapArena`.
+        let arena = unsafe { buffer.arena() };
+        try_box(Chunk { arena, buffer }, bytes)
+    }
+}
+
+/// `Box::new` that reports a failed allocation as an error instead of
+/// aborting (the chunk header is small; this matters only when memory is
+/// already exhausted).
+fn try_box(value: Chunk, bytes: usize) -> Result<Box<Chunk>, ArenaError> {
+    let layout = Layout::new::<Chunk>();
+    // SAFETY: `Chunk` is not zero-sized.
+    let raw = unsafe { std::alloc::alloc(layout) }.cast::<Chunk>();
+    let Some(raw) = NonNull::new(raw) else {
+        return Err(ArenaError::OutOfMemory { bytes });
+    };
+    // SAFETY: `raw` is a fresh allocation with `Chunk`'s layout, which is
+    // what `Box` frees it with, and it is initialised before the `Box` is
+    // made.
+    unsafe {
+        raw.as_ptr().write(value);
+        Ok(Box::from_raw(raw.as_ptr()))
+    }
+}
+
+/// A bump arena that owns its memory and grows: when its chunk is full,
+/// it adds one at least twice as large (and large enough for the request),
+/// up to an optional limit. Allocation is the core arena's fast path (one
+/// subtraction and one compare) in the current chunk.
+///
+/// [`reset`](Self::reset) frees every chunk but one, and that one is sized
+/// to the recent demand: at least the most bytes used by any of the last
+/// [`RESET_HISTORY`] batches (rounded up to a cache line). It keeps the
+/// chunk it has while that chunk is large enough and at most twice that
+/// size, so a repeating workload settles into one chunk and makes no heap
+/// calls per batch, and after a spike followed by calm batches the memory
+/// held falls back to what the calm batches need.
+///
+/// Values that need `Drop` are dropped exactly once, at the reset or drop
+/// that frees them, newest first. As with [`HeapArena`](super::HeapArena),
+/// values must borrow nothing shorter-lived than the arena (`T: 'static`).
+///
+/// ```
+/// use knhk_std::arena::GrowingArena;
+///
+/// let mut arena = GrowingArena::new().with_limit(64 << 20);
+/// for batch in 0..20_u64 {
+///     for task in 0..1000_u64 {
+///         let state = arena.alloc([batch, task, 0, 0])?;
+///         state[2] = task * 2;
+///     }
+///     arena.reset(); // after the first batches: one chunk, no heap calls
+/// }
+/// assert_eq!(arena.chunks(), 1);
+/// assert!(arena.capacity() >= 1000 * 32);
+/// # Ok::<(), knhk_std::arena::ArenaError>(())
+/// ```
+pub struct GrowingArena {
+    /// The chunks, oldest first; allocations bump in the last. Each is a
+    /// leaked `Box` (taken back in `free_chunks`): a chunk never moves while
+    /// references into it (or to its core arena, through `current`) are
+    /// alive, even as the vector grows, and moving the pointer asserts
+    /// nothing about the chunk, as moving a `Box` would.
+    chunks: UnsafeCell<Vec<NonNull<Chunk>>>,
+    /// The last chunk's core arena, or `None` before the first chunk.
+    current: Cell<Option<NonNull<core_arena::Arena<'static>>>>,
+    /// Bytes of all chunks' buffers.
+    held: Cell<usize>,
+    /// The most bytes of chunks the arena may hold.
+    limit: usize,
+    /// The first chunk's size, and the least a reset keeps.
+    first: usize,
+    /// Bytes used by the last batches (at their resets), newest at `at`.
+    history: [usize; RESET_HISTORY],
+    at: usize,
+    /// The most bytes in use at once so far.
+    high_water: Cell<usize>,
+}
+
+// Neither `Send` nor `Sync`: it runs the `Drop` of the values it holds at
+// its resets, and those values need not be `Send` (an `Rc` clone, say), so
+// it stays on the thread that filled it. One per worker thread is the use.
+
+impl GrowingArena {
+    /// An empty arena: its first chunk, [`FIRST_CHUNK`] bytes or what the
+    /// first request needs, is allocated by the first allocation. No limit.
+    pub const fn new() -> GrowingArena {
+        GrowingArena {
+            chunks: UnsafeCell::new(Vec::new()),
+            current: Cell::new(None),
+            held: Cell::new(0),
+            limit: usize::MAX,
+            first: FIRST_CHUNK,
+            history: [0; RESET_HISTORY],
+            at: 0,
+            high_water: Cell::new(0),
+        }
+    }
+
+    /// An arena whose first chunk, of at least `bytes` bytes, is allocated
+    /// now. A reset never keeps less than this.
+    pub fn with_capacity(bytes: usize) -> Result<GrowingArena, ArenaError> {
+        let mut arena = GrowingArena::new();
+        arena.first = bytes.max(1);
+        arena.add_chunk(arena.first)?;
+        Ok(arena)
+    }
+
+    /// The same arena, never holding more than `bytes` bytes of chunks: a
+    /// request that would take it past gets [`ArenaError::LimitExceeded`].
+    /// A limit below what it already holds refuses every new chunk until a
+    /// reset.
+    pub fn with_limit(mut self, bytes: usize) -> GrowingArena {
+        self.limit = bytes;
+        self
+    }
+
+    /// The core arena of the current chunk.
+    #[inline(always)]
+    fn current(&self) -> Option<&core_arena::Arena<'static>> {
+        // SAFETY: `current` points into a boxed chunk of `chunks`, which is
+        // only freed by `reset(&mut self)` and drop; the returned borrow is
+        // tied to `&self`, so it ends before either.
+        self.current.get().map(|arena| unsafe { arena.as_ref() })
+    }
+
+    /// Adds a chunk of at least `bytes` bytes and makes it current.
+    #[cold]
+    fn add_chunk(&self, bytes: usize) -> Result<&core_arena::Arena<'static>, ArenaError> {
+        let chunk = Chunk::new(bytes)?;
+        self.held.set(self.held.get() + chunk.buffer.len());
+        let chunk = NonNull::from(Box::leak(chunk));
+        // SAFETY: `chunk` is valid (just leaked); no reference is made.
+        let arena = unsafe { NonNull::new_unchecked(&raw mut (*chunk.as_ptr()).arena) };
+        // SAFETY: no reference into the vector itself is alive: references
+        // handed out point into chunk buffers or at boxed chunks, which do
+        // not move when the vector reallocates, and this is the only place
+        // (besides `reset(&mut self)` and drop) that touches the vector. The
+        // arena is not `Sync`, so no other thread is here.
+        unsafe { (*self.chunks.get()).push(chunk) };
+        self.current.set(Some(arena));
+        // SAFETY: as in `current`.
+        Ok(unsafe { arena.as_ref() })
+    }
+
+    /// Adds a chunk for a request of `layout` (plus the core's overhead):
+    /// twice the last chunk, or what the request needs if more, within
+    /// the limit.
+    #[cold]
+    #[inline(never)]
+    fn grow(&self, layout: Layout) -> Result<&core_arena::Arena<'static>, ArenaError> {
+        let need = layout
+            .size()
+            .checked_add(layout.align())
+            .and_then(|n| n.checked_add(OVERHEAD))
+            .ok_or(ArenaError::CapacityOverflow {
+                bytes: layout.size(),
+            })?;
+        let last = self.current().map_or(0, |arena| arena.capacity());
+        let wanted = need.max(last.saturating_mul(2)).max(self.first);
+        let room = self.limit.saturating_sub(self.held.get());
+        if need > room {
+            return Err(ArenaError::LimitExceeded {
+                requested: layout.size(),
+                held: self.held.get(),
+                limit: self.limit,
+            });
+        }
+        self.note_used();
+        self.add_chunk(wanted.min(room))
+    }
+
+    /// Records the bytes in use, before a chunk is added or freed.
+    fn note_used(&self) {
+        self.high_water.set(self.high_water.get().max(self.used()));
+    }
+
+    /// Runs `try_alloc` in the current chunk; if that chunk has no room,
+    /// adds one fit for `layout` and runs it there.
+    #[inline(always)]
+    fn with_room<'s, R>(
+        &'s self,
+        layout: Layout,
+        try_alloc: impl Fn(&'s core_arena::Arena<'static>) -> Result<R, CoreError>,
+    ) -> Result<R, ArenaError> {
+        if let Some(arena) = self.current() {
+            match try_alloc(arena) {
+                Ok(done) => return Ok(done),
+                Err(CoreError::Exhausted { .. } | CoreError::TooLarge { .. }) => {}
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Ok(try_alloc(self.grow(layout)?)?)
+    }
+
+    /// The current chunk if it surely has room for `layout` (and a drop
+    /// record), else a new chunk fit for it: for the calls that take a
+    /// closure, which must not be lost to a full chunk.
+    #[inline(always)]
+    fn room_for(&self, layout: Layout) -> Result<&core_arena::Arena<'static>, ArenaError> {
+        match self.current() {
+            Some(arena)
+                if layout
+                    .size()
+                    .checked_add(layout.align() + OVERHEAD)
+                    .is_some_and(|need| need <= arena.remaining()) =>
+            {
+                Ok(arena)
+            }
+            _ => self.grow(layout),
+        }
+    }
+
+    /// Moves `value` into the arena. On failure the value is dropped.
+    #[inline(always)]
+    pub fn alloc<T: 'static>(&self, value: T) -> Result<&mut T, ArenaError> {
+        if let Some(arena) = self.current() {
+            match arena.alloc_or_return(value) {
+                Ok(slot) => return Ok(slot),
+                Err(rejected) => return self.alloc_in_new_chunk(rejected),
+            }
+        }
+        self.alloc_in_new_chunk(core_arena::Rejected {
+            value,
+            error: CoreError::Exhausted {
+                size: mem::size_of::<T>(),
+                align: mem::align_of::<T>(),
+                remaining: 0,
+            },
+        })
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn alloc_in_new_chunk<T: 'static>(
+        &self,
+        rejected: core_arena::Rejected<T>,
+    ) -> Result<&mut T, ArenaError> {
+        match rejected.error {
+            CoreError::Exhausted { .. } | CoreError::TooLarge { .. } => {
+                Ok(self.grow(Layout::new::<T>())?.alloc(rejected.value)?)
+            }
+            other => Err(other.into()),
+        }
+    }
+
+    /// Allocates a value built by `make`, in place. A chunk with room is
+    /// found (or added) before `make` is called, so `make` is never lost to
+    /// a full chunk; `make` may allocate in this arena too.
+    #[inline]
+    pub fn alloc_with<T: 'static, F: FnOnce() -> T>(&self, make: F) -> Result<&mut T, ArenaError> {
+        Ok(self.room_for(Layout::new::<T>())?.alloc_with(make)?)
+    }
+
+    /// Copies a `Copy` value into the arena.
+    #[inline]
+    pub fn alloc_copy<T: Copy + 'static>(&self, value: T) -> Result<&mut T, ArenaError> {
+        self.with_room(Layout::new::<T>(), |arena| arena.alloc_copy(value))
+    }
+
+    /// Copies a slice into the arena.
+    #[inline]
+    pub fn alloc_slice_copy<T: Copy>(&self, src: &[T]) -> Result<&mut [T], ArenaError> {
+        self.with_room(Layout::for_value(src), |arena| arena.alloc_slice_copy(src))
+    }
+
+    /// Copies a string into the arena.
+    #[inline]
+    pub fn alloc_str(&self, src: &str) -> Result<&mut str, ArenaError> {
+        self.with_room(Layout::for_value(src), |arena| arena.alloc_str(src))
+    }
+
+    /// A slice of `len` values made by `fill(index)`. A chunk with room is
+    /// found (or added) first, so `fill` runs once per element.
+    pub fn alloc_slice_fill_with<T: 'static, F: FnMut(usize) -> T>(
+        &self,
+        len: usize,
+        fill: F,
+    ) -> Result<&mut [T], ArenaError> {
+        let layout = Layout::array::<T>(len).map_err(|_| CoreError::SizeOverflow {
+            elem_size: mem::size_of::<T>(),
+            len,
+        })?;
+        Ok(self.room_for(layout)?.alloc_slice_fill_with(len, fill)?)
+    }
+
+    /// Uninitialised memory for `layout` (any alignment up to 4096; a
+    /// zero-sized layout takes no space).
+    #[inline]
+    pub fn alloc_layout(&self, layout: Layout) -> Result<NonNull<u8>, ArenaError> {
+        self.with_room(layout, |arena| arena.alloc_layout(layout))
+    }
+
+    /// Frees everything, dropping the values that need it (newest first),
+    /// and keeps one chunk sized to the recent batches. The demand is the
+    /// most bytes any of the last [`RESET_HISTORY`] batches used; its
+    /// newest (largest) chunk is kept while it holds at least the demand
+    /// and at most twice the demand plus an eighth. Otherwise one chunk of the demand plus an
+    /// eighth (headroom for padding that differs between batches), rounded
+    /// up to a cache line and at least the first chunk's size, replaces
+    /// them all; the old ones are freed first, so the limit is never passed
+    /// in between.
+    pub fn reset(&mut self) {
+        let used = self.used();
+        self.note_used();
+        self.history[self.at] = used;
+        self.at = (self.at + 1) % RESET_HISTORY;
+        let demand = self.history.iter().copied().max().unwrap_or(0);
+        let target = (demand + demand / 8).max(self.first).next_multiple_of(64);
+        // The newest chunk is the largest: keep it if it fits the demand,
+        // freeing the others. Newest values drop first: its own, then the
+        // older chunks' from the newest down.
+        if let Some(&last) = self.chunks.get_mut().last() {
+            // SAFETY: `&mut self`: no reference into the arena is alive, and
+            // the chunk is valid until freed.
+            let last_chunk = unsafe { &mut *last.as_ptr() };
+            let capacity = last_chunk.arena.capacity();
+            if capacity >= demand && capacity / 2 <= target {
+                last_chunk.arena.reset();
+                let held = last_chunk.buffer.len();
+                let chunks = self.chunks.get_mut();
+                chunks.pop();
+                while let Some(chunk) = chunks.pop() {
+                    // SAFETY: as in `free_chunks`.
+                    drop(unsafe { Box::from_raw(chunk.as_ptr()) });
+                }
+                chunks.push(last);
+                self.held.set(held);
+                return;
+            }
+        }
+        self.free_chunks();
+        if used > 0 || demand > 0 {
+            // A failure here leaves the arena empty; the next allocation
+            // adds a chunk (and reports the failure if it repeats).
+            let _ = self.add_chunk(target.min(self.limit.max(1)));
+        }
+    }
+
+    /// Bytes the chunks can hand out in all.
+    pub fn capacity(&self) -> usize {
+        self.chunk_list().map(|c| c.arena.capacity()).sum()
+    }
+
+    /// Bytes in use in all chunks (counting rounding, padding and drop
+    /// records, as the core arena does).
+    pub fn used(&self) -> usize {
+        self.chunk_list().map(|c| c.arena.used()).sum()
+    }
+
+    /// The most bytes in use at once since the arena was made.
+    pub fn high_water(&self) -> usize {
+        self.high_water.get().max(self.used())
+    }
+
+    /// How many chunks the arena holds.
+    pub fn chunks(&self) -> usize {
+        self.chunk_list().count()
+    }
+
+    /// Bytes of heap memory the arena holds (its chunks' buffers).
+    pub fn held_bytes(&self) -> usize {
+        self.held.get()
+    }
+
+    /// Bytes of the chunks backed by huge pages (chunks of 2 MiB or more
+    /// ask for them), read from `/proc/self/smaps`; `None` where that
+    /// cannot be read.
+    pub fn huge_page_bytes(&self) -> Option<usize> {
+        self.chunk_list().map(|c| c.buffer.huge_page_bytes()).sum()
+    }
+
+    /// The limit set with [`with_limit`](Self::with_limit) (`usize::MAX`
+    /// if none).
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    fn chunk_list(&self) -> impl Iterator<Item = &Chunk> {
+        // SAFETY: a shared view of the vector while no `&mut` to it exists:
+        // it is mutated only in `add_chunk`, which no caller of this
+        // function can be inside of (the arena is not `Sync`, and nothing
+        // here calls out while the iterator is alive).
+        let chunks = unsafe { &*self.chunks.get() };
+        // SAFETY: every pointer in `chunks` is a live leaked box, freed only
+        // by `free_chunks(&mut self)`.
+        chunks.iter().map(|chunk| unsafe { chunk.as_ref() })
+    }
+
+    /// Frees every chunk, newest first (so values drop newest first).
+    fn free_chunks(&mut self) {
+        self.current.set(None);
+        self.held.set(0);
+        while let Some(chunk) = self.chunks.get_mut().pop() {
+            // SAFETY: the pointer came from `Box::leak` in `add_chunk` and is
+            // in the vector once; `&mut self` means nothing borrows it.
+            drop(unsafe { Box::from_raw(chunk.as_ptr()) });
+        }
+    }
+}
+
+impl Default for GrowingArena {
+    fn default() -> Self {
+        GrowingArena::new()
+    }
+}
+
+impl Drop for GrowingArena {
+    fn drop(&mut self) {
+        self.free_chunks();
+    }
+}
+
+impl fmt::Debug for GrowingArena {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GrowingArena")
+            .field("chunks", &self.chunks())
+            .field("used", &self.used())
+            .field("capacity", &self.capacity())
+            .field("held_bytes", &self.held_bytes())
+            .field("limit", &self.limit)
+            .finish()
+    }
+}
+
+#[cfg(feature = "allocator-api2")]
+mod allocator_api2_impl {
+    use super::*;
+    use allocator_api2::alloc::{AllocError, Allocator};
+
+    #[cfg_attr(docsrs, doc(cfg(feature = "allocator-api2")))]
+    // SAFETY: blocks come from `alloc_layout`, so they are fresh, aligned
+    // and of the requested size, in a chunk that is only freed by
+    // `reset(&mut self)` or drop, neither possible while this `&GrowingArena`
+    // is borrowed. `deallocate` frees nothing (the memory comes back at the
+    // next reset), and growing or shrinking use the trait's defaults, which
+    // allocate anew and copy.
+    unsafe impl Allocator for &GrowingArena {
+        fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+            let block = (**self).alloc_layout(layout).map_err(|_| AllocError)?;
+            Ok(NonNull::slice_from_raw_parts(block, layout.size()))
+        }
+
+        unsafe fn deallocate(&self, _block: NonNull<u8>, _layout: Layout) {}
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn collections_grow_across_chunks() {
+            let arena = GrowingArena::new();
+            let mut ids = allocator_api2::vec::Vec::new_in(&arena);
+            for i in 0..10_000_u64 {
+                ids.push(i);
+            }
+            assert_eq!(ids.iter().sum::<u64>(), 10_000 * 9_999 / 2);
+            assert!(arena.chunks() > 1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::rc::Rc;
+
+    /// Fewer allocations under Miri, which runs them a thousand times
+    /// slower; the same paths are taken.
+    const SCALE: usize = if cfg!(miri) { 10 } else { 1 };
+
+    /// Counts drops through a shared cell.
+    struct Dropper(Rc<Cell<usize>>);
+
+    impl Drop for Dropper {
+        fn drop(&mut self) {
+            self.0.set(self.0.get() + 1);
+        }
+    }
+
+    #[test]
+    fn grows_across_chunks_with_every_alignment() {
+        let arena = GrowingArena::new();
+        let mut seen = Vec::new();
+        for round in 0..4_usize {
+            for shift in 0..=12 {
+                let align = 1_usize << shift;
+                let size = align * 3 + round;
+                let layout = Layout::from_size_align(size, align).unwrap();
+                let block = arena.alloc_layout(layout).unwrap();
+                assert_eq!(block.as_ptr().addr() % align, 0, "align {align}");
+                // SAFETY: `block` is valid for `size` bytes.
+                unsafe { block.as_ptr().write_bytes(shift as u8, size) };
+                seen.push((block, size, shift as u8));
+            }
+        }
+        assert!(arena.chunks() > 1, "{arena:?}");
+        for (block, size, byte) in seen {
+            // SAFETY: every block is still allocated and was filled above.
+            let bytes = unsafe { std::slice::from_raw_parts(block.as_ptr(), size) };
+            assert!(
+                bytes.iter().all(|&b| b == byte),
+                "a later chunk overwrote an earlier one"
+            );
+        }
+        assert!(arena.used() <= arena.capacity());
+        assert!(arena.held_bytes() >= arena.capacity());
+    }
+
+    #[test]
+    fn chunks_at_least_double() {
+        let arena = GrowingArena::new();
+        let mut last = 0;
+        for i in 0..(20_000 / SCALE) as u64 {
+            arena.alloc(i).unwrap();
+            let capacity = arena.capacity();
+            if capacity != last {
+                // a new chunk: at least as large as everything before it
+                assert!(capacity - last >= last, "{last} -> {capacity}");
+                last = capacity;
+            }
+        }
+        assert!(arena.chunks() >= 3);
+    }
+
+    #[test]
+    fn values_drop_once_across_chunks_resets_and_drop() {
+        let drops = Rc::new(Cell::new(0));
+        let mut arena = GrowingArena::new();
+        for _ in 0..1000 {
+            arena.alloc(Dropper(Rc::clone(&drops))).unwrap();
+        }
+        assert!(arena.chunks() > 1);
+        assert_eq!(drops.get(), 0);
+        arena.reset();
+        assert_eq!(drops.get(), 1000);
+        let slice = arena
+            .alloc_slice_fill_with(300, |_| Dropper(Rc::clone(&drops)))
+            .unwrap();
+        assert_eq!(slice.len(), 300);
+        arena.alloc_with(|| Dropper(Rc::clone(&drops))).unwrap();
+        drop(arena);
+        assert_eq!(drops.get(), 1301);
+    }
+
+    #[test]
+    fn make_may_allocate_in_the_arena_and_grow_it() {
+        let arena = GrowingArena::with_capacity(256).unwrap();
+        let outer = arena
+            .alloc_with(|| {
+                let inner: &mut [u8] = arena.alloc_slice_copy(&[7_u8; 4096]).unwrap();
+                inner.len()
+            })
+            .unwrap();
+        assert_eq!(*outer, 4096);
+        assert!(arena.chunks() >= 2);
+    }
+
+    #[test]
+    fn the_limit_is_an_exact_error_and_the_arena_stays_usable() {
+        let mut arena = GrowingArena::with_capacity(4096)
+            .unwrap()
+            .with_limit(16 * 1024);
+        let held = arena.held_bytes();
+        let big = arena.alloc_layout(Layout::from_size_align(64 * 1024, 8).unwrap());
+        assert_eq!(
+            big,
+            Err(ArenaError::LimitExceeded {
+                requested: 64 * 1024,
+                held,
+                limit: 16 * 1024
+            })
+        );
+        assert!(big.unwrap_err().to_string().contains("limit"));
+        // Smaller requests still fit, up to the limit and no further.
+        let mut n = 0_u64;
+        while arena.alloc([n; 8]).is_ok() {
+            n += 1;
+        }
+        assert!(arena.held_bytes() <= 16 * 1024);
+        assert!(n > 100);
+        arena.reset();
+        assert_eq!(*arena.alloc(5_u8).unwrap(), 5);
+    }
+
+    #[test]
+    fn zero_sized_values_strings_and_copies() {
+        let arena = GrowingArena::new();
+        let unit: &mut () = arena.alloc(()).unwrap();
+        *unit = ();
+        assert_eq!(arena.alloc_str("approve").unwrap(), "approve");
+        assert_eq!(*arena.alloc_copy(9_u16).unwrap(), 9);
+        assert_eq!(arena.alloc_slice_copy::<u32>(&[]).unwrap(), &[] as &[u32]);
+        assert!(matches!(
+            arena.alloc_slice_fill_with(usize::MAX, |i| i as u64),
+            Err(ArenaError::Alloc(CoreError::SizeOverflow { .. }))
+        ));
+    }
+
+    #[test]
+    fn a_repeating_workload_settles_into_one_chunk() {
+        let mut arena = GrowingArena::new();
+        let mut held = Vec::new();
+        for _ in 0..12 {
+            for i in 0..(2000 / SCALE) as u64 {
+                arena.alloc([i; 4]).unwrap();
+            }
+            held.push((arena.chunks(), arena.held_bytes()));
+            arena.reset();
+        }
+        // From the second batch on: one chunk, never replaced.
+        assert!(held[1..].iter().all(|&(chunks, _)| chunks == 1), "{held:?}");
+        assert!(held[1..].windows(2).all(|w| w[0].1 == w[1].1), "{held:?}");
+        assert!(held[0].0 > 1, "the first batch grew: {held:?}");
+    }
+
+    #[test]
+    fn after_a_spike_and_calm_batches_the_held_memory_falls_back() {
+        let mut arena = GrowingArena::new();
+        let batch = |arena: &GrowingArena, n: u64| {
+            for i in 0..n {
+                arena.alloc([i; 4]).unwrap();
+            }
+        };
+        let calm_batch = 1000 / SCALE as u64;
+        for _ in 0..4 {
+            batch(&arena, calm_batch);
+            arena.reset();
+        }
+        let calm = arena.held_bytes();
+        batch(&arena, 100 * calm_batch);
+        arena.reset();
+        let spiked = arena.held_bytes();
+        assert!(spiked > 50 * calm, "{calm} -> {spiked}");
+        // Held while the spike is among the last batches (hysteresis) ...
+        for _ in 0..RESET_HISTORY - 1 {
+            batch(&arena, calm_batch);
+            arena.reset();
+            assert_eq!(arena.held_bytes(), spiked);
+        }
+        // ... and given back once it has left them: one chunk sized to the
+        // calm batches (at most twice their demand plus an eighth).
+        batch(&arena, calm_batch);
+        arena.reset();
+        assert_eq!(arena.chunks(), 1);
+        assert!(arena.held_bytes() <= 2 * calm.max(calm_batch as usize * 32 * 9 / 8) + 64);
+        assert!(
+            arena.held_bytes() * 50 < spiked,
+            "{calm} {spiked} {}",
+            arena.held_bytes()
+        );
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Alloc { size: usize, align_shift: u32 },
+        Reset,
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            8 => (1_usize..6000 / SCALE, 0_u32..9).prop_map(|(size, align_shift)| Op::Alloc { size, align_shift }),
+            1 => Just(Op::Reset),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: if cfg!(miri) { 4 } else { 64 },
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// Against a model: every live block keeps its bytes whatever is
+        /// allocated after it, blocks are aligned, and the limit holds.
+        #[test]
+        fn matches_a_model(ops in proptest::collection::vec(op(), 1..80 / SCALE)) {
+            const LIMIT: usize = 256 * 1024;
+            let mut arena = GrowingArena::new().with_limit(LIMIT);
+            let mut live: Vec<(NonNull<u8>, usize, u8)> = Vec::new();
+            for (n, op) in ops.into_iter().enumerate() {
+                match op {
+                    Op::Alloc { size, align_shift } => {
+                        let layout = Layout::from_size_align(size, 1 << align_shift).unwrap();
+                        match arena.alloc_layout(layout) {
+                            Ok(block) => {
+                                proptest::prop_assert_eq!(block.as_ptr().addr() % layout.align(), 0);
+                                // SAFETY: `block` is valid for `size` bytes.
+                                unsafe { block.as_ptr().write_bytes(n as u8, size) };
+                                live.push((block, size, n as u8));
+                            }
+                            Err(ArenaError::LimitExceeded { held, limit, .. }) => {
+                                proptest::prop_assert_eq!(limit, LIMIT);
+                                proptest::prop_assert!(held <= LIMIT);
+                            }
+                            Err(e) => proptest::prop_assert!(false, "unexpected {e}"),
+                        }
+                    }
+                    Op::Reset => {
+                        arena.reset();
+                        live.clear();
+                        proptest::prop_assert!(arena.chunks() <= 1);
+                    }
+                }
+                proptest::prop_assert!(arena.held_bytes() <= LIMIT);
+                proptest::prop_assert!(arena.used() <= arena.capacity());
+                for &(block, size, byte) in &live {
+                    // SAFETY: the block is live (no reset since) and filled.
+                    let bytes = unsafe { std::slice::from_raw_parts(block.as_ptr(), size) };
+                    proptest::prop_assert!(bytes.iter().all(|&b| b == byte));
+                }
+            }
+        }
+    }
+}
