@@ -9,7 +9,7 @@ use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
 use std::alloc::Layout;
-use std::cell::{Cell, OnceCell};
+use std::cell::{Cell, OnceCell, UnsafeCell};
 
 use knhk_core::arena as core_arena;
 
@@ -354,11 +354,23 @@ impl std::error::Error for ResetError {}
 /// needs_sync(&ArenaAllocator::new().unwrap());
 /// ```
 pub struct ArenaAllocator {
-    // Only raw `alloc_layout` is used on it: the boxes drop their values, so
-    // its own drop list stays empty and `'static` is never relied upon.
-    arena: core_arena::Arena<'static>,
+    memory: Memory,
     live: Cell<usize>,
-    _buffer: HeapBuffer,
+}
+
+/// Where an [`ArenaAllocator`] allocates. Only raw `alloc_layout` is used
+/// on either: the boxes drop their values, so the arenas' drop lists stay
+/// empty and `'static` is never relied upon.
+enum Memory {
+    /// One buffer of fixed capacity.
+    Fixed {
+        // Declared first, so dropped before the buffer.
+        arena: core_arena::Arena<'static>,
+        _buffer: HeapBuffer,
+    },
+    /// A growing arena: shared access to allocate; exclusive access only in
+    /// a reset, when no box (the only handle to its memory) is alive.
+    Growing(UnsafeCell<GrowingArena>),
 }
 
 impl ArenaAllocator {
@@ -374,17 +386,67 @@ impl ArenaAllocator {
         // dropped first, and it is the only arena over this buffer.
         let arena = unsafe { buffer.arena() };
         Ok(ArenaAllocator {
-            arena,
+            memory: Memory::Fixed {
+                arena,
+                _buffer: buffer,
+            },
             live: Cell::new(0),
-            _buffer: buffer,
         })
+    }
+
+    /// An allocator over a [`GrowingArena`]: it grows instead of refusing
+    /// with `Exhausted` (up to the growing arena's limit, if it has one),
+    /// and each reset sizes it to the recent batches.
+    ///
+    /// ```
+    /// use knhk_std::arena::{ArenaAllocator, GrowingArena};
+    ///
+    /// let allocator = ArenaAllocator::growing(GrowingArena::new().with_limit(64 << 20));
+    /// for batch in 0..10_u64 {
+    ///     let states: Vec<_> = (0..5000).map(|i| allocator.alloc([batch, i]).unwrap()).collect();
+    ///     assert_eq!(states.len(), 5000);
+    ///     drop(states);
+    ///     allocator.reset()?;
+    /// }
+    /// assert!(allocator.capacity() >= 5000 * 16);
+    /// # Ok::<(), knhk_std::arena::ResetError>(())
+    /// ```
+    pub fn growing(arena: GrowingArena) -> ArenaAllocator {
+        ArenaAllocator {
+            memory: Memory::Growing(UnsafeCell::new(arena)),
+            live: Cell::new(0),
+        }
+    }
+
+    /// Uninitialised memory for `layout`.
+    #[inline(always)]
+    fn alloc_layout(&self, layout: Layout) -> Result<NonNull<u8>, ArenaError> {
+        match &self.memory {
+            Memory::Fixed { arena, .. } => Ok(arena.alloc_layout(layout)?),
+            // SAFETY: shared access; the only exclusive access is in a reset
+            // (or `&mut self`), which cannot run while this call does.
+            Memory::Growing(growing) => unsafe { &*growing.get() }.alloc_layout(layout),
+        }
+    }
+
+    /// A figure of the arena underneath.
+    fn read<R>(
+        &self,
+        fixed: impl FnOnce(&core_arena::Arena<'static>) -> R,
+        growing: impl FnOnce(&GrowingArena) -> R,
+    ) -> R {
+        match &self.memory {
+            Memory::Fixed { arena, .. } => fixed(arena),
+            // SAFETY: as in `alloc_layout`.
+            Memory::Growing(cell) => growing(unsafe { &*cell.get() }),
+        }
     }
 
     /// Moves `value` into the arena. The returned box owns it: dropping the
     /// box drops the value (its memory comes back at the next reset).
     #[inline(always)]
     pub fn alloc<T>(&self, value: T) -> Result<ArenaBox<'_, T>, ArenaError> {
-        let slot = self.arena.alloc_layout(Layout::new::<T>())?.cast::<T>();
+        let slot = self.alloc_layout(Layout::new::<T>())?.cast::<T>();
         // SAFETY: `slot` is fresh, aligned memory for one `T`.
         unsafe { slot.as_ptr().write(value) };
         Ok(self.boxed(slot))
@@ -405,7 +467,7 @@ impl ArenaAllocator {
     }
 
     fn copy_slice<T: Copy>(&self, src: &[T]) -> Result<NonNull<[T]>, ArenaError> {
-        let data = self.arena.alloc_layout(Layout::for_value(src))?.cast::<T>();
+        let data = self.alloc_layout(Layout::for_value(src))?.cast::<T>();
         // SAFETY: `data` is fresh, aligned memory for `src.len()` values and
         // cannot overlap `src`.
         unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), data.as_ptr(), src.len()) };
@@ -428,9 +490,18 @@ impl ArenaAllocator {
     pub fn reset(&self) -> Result<(), ResetError> {
         match self.live.get() {
             0 => {
-                // SAFETY: no box is alive, and boxes are the only handles to
-                // this arena's memory; the arena has no scopes (it is private).
-                unsafe { self.arena.reset_unchecked() };
+                match &self.memory {
+                    // SAFETY: no box is alive, and boxes are the only handles
+                    // to this arena's memory; the arena has no scopes (it is
+                    // private).
+                    Memory::Fixed { arena, .. } => unsafe { arena.reset_unchecked() },
+                    // SAFETY: no box is alive, so nothing points into the
+                    // growing arena, and no other call on it is running (the
+                    // allocator is not `Sync`, and none of its calls runs
+                    // user code while it holds a reference): this is the
+                    // only reference for the reset.
+                    Memory::Growing(cell) => unsafe { &mut *cell.get() }.reset(),
+                }
                 Ok(())
             }
             live => Err(ResetError::LiveAllocations { live }),
@@ -442,7 +513,10 @@ impl ArenaAllocator {
     /// `mem::forget`, whose values are then never dropped.
     pub fn reset_mut(&mut self) {
         self.live.set(0);
-        self.arena.reset();
+        match &mut self.memory {
+            Memory::Fixed { arena, .. } => arena.reset(),
+            Memory::Growing(cell) => cell.get_mut().reset(),
+        }
     }
 
     /// How many [`ArenaBox`]es are alive.
@@ -450,24 +524,24 @@ impl ArenaAllocator {
         self.live.get()
     }
 
-    /// Total size of the buffer in bytes.
+    /// Bytes the arena can hand out (all chunks, for a growing one).
     pub fn capacity(&self) -> usize {
-        self.arena.capacity()
+        self.read(|a| a.capacity(), |g| g.capacity())
     }
 
     /// Bytes in use, counting alignment padding.
     pub fn used(&self) -> usize {
-        self.arena.used()
+        self.read(|a| a.used(), |g| g.used())
     }
 
-    /// Free bytes.
+    /// Free bytes (before a growing arena grows).
     pub fn remaining(&self) -> usize {
-        self.arena.remaining()
+        self.read(|a| a.remaining(), |g| g.capacity() - g.used())
     }
 
     /// The most bytes in use at once since creation.
     pub fn high_water(&self) -> usize {
-        self.arena.high_water()
+        self.read(|a| a.high_water(), |g| g.high_water())
     }
 
     /// Runs `f` with this thread's allocator, creating it on first use with
@@ -713,5 +787,31 @@ mod tests {
             }))
         ));
         assert_eq!(held.iter().map(|b| **b).sum::<u64>(), 28);
+    }
+
+    #[test]
+    fn a_growing_allocator_grows_refuses_resets_while_boxes_live_and_settles() {
+        let allocator = ArenaAllocator::growing(GrowingArena::with_capacity(64).unwrap());
+        let held: Vec<_> = (0..1000_u64).map(|i| allocator.alloc(i).unwrap()).collect();
+        assert!(allocator.capacity() >= 1000 * 8, "it grew");
+        assert_eq!(
+            allocator.reset(),
+            Err(ResetError::LiveAllocations { live: 1000 })
+        );
+        assert_eq!(held.iter().map(|b| **b).sum::<u64>(), 999 * 1000 / 2);
+        drop(held);
+        allocator.reset().unwrap();
+        assert_eq!(allocator.used(), 0);
+        let text = allocator.alloc_str("approve").unwrap();
+        assert_eq!(&*text, "approve");
+        drop(text);
+        let limited = ArenaAllocator::growing(GrowingArena::new().with_limit(8192));
+        assert!(matches!(
+            limited.alloc_slice_copy(&[0_u8; 100_000]),
+            Err(ArenaError::LimitExceeded {
+                requested: 100_000,
+                ..
+            })
+        ));
     }
 }
