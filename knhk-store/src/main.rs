@@ -8,6 +8,7 @@
 //! knhk-store info FILE                 format, counts, sizes
 //! knhk-store verify FILE               check every checksum
 //! knhk-store upgrade IN OUT            rewrite a version-1 or -2 file as version 3
+//! knhk-store generate --count N DIR    N realistic workflow specs, one file each
 //! ```
 //!
 //! Exit codes: 0 success, 1 the operation failed (bad input file, missing
@@ -69,6 +70,18 @@ enum Command {
         /// The store file.
         file: PathBuf,
     },
+    /// Write N realistic workflow specifications (YAWL Turtle, 1 to 32 KiB)
+    /// into DIR, one file per workflow named by its UUID, ready for `pack`.
+    Generate {
+        /// How many.
+        #[arg(long)]
+        count: usize,
+        /// The seed: the same seed gives the same files.
+        #[arg(long, default_value_t = knhk_store::generate::DEFAULT_SEED)]
+        seed: u64,
+        /// The directory to write into (made if missing).
+        dir: PathBuf,
+    },
     /// Rewrite a store (version 1, 2 or 3) as version 3.
     Upgrade {
         /// The store to read.
@@ -93,6 +106,7 @@ fn main() -> ExitCode {
         Command::Info { file } => info(&file),
         Command::Verify { file } => verify(&file),
         Command::Upgrade { input, output } => upgrade(&input, &output),
+        Command::Generate { count, seed, dir } => generate(count, seed, &dir),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -189,6 +203,26 @@ fn pack(dir: Option<&Path>, manifest: Option<&Path>, output: &Path) -> Result<()
         "packed {} workflows into {} ({size} bytes)",
         sources.len(),
         output.display()
+    );
+    Ok(())
+}
+
+fn generate(count: usize, seed: u64, dir: &Path) -> Result<(), Failure> {
+    use knhk_store::generate::{uuid_text, Generator};
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let progress = bar(count as u64, "generating");
+    let mut bytes = 0;
+    for spec in Generator::new(seed).take(count) {
+        let path = dir.join(format!("{}.ttl", uuid_text(&spec.id)));
+        std::fs::write(&path, &spec.text)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        bytes += spec.text.len();
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    eprintln!(
+        "wrote {count} workflow specifications ({bytes} bytes) into {}",
+        dir.display()
     );
     Ok(())
 }

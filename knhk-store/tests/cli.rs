@@ -165,3 +165,47 @@ fn errors_say_what_is_wrong_and_exit_non_zero() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn generate_writes_specs_that_pack_into_a_store() {
+    let dir = scratch("generate");
+    let specs = dir.join("specs");
+    let out = run(&["generate", "--count", "25", "--seed", "11", s(&specs)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let files: Vec<_> = std::fs::read_dir(&specs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 25);
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        assert!(text.starts_with("@prefix yawl:"));
+        assert!((1024..=32 * 1024).contains(&text.len()));
+    }
+    // The same seed, the same files.
+    let again = dir.join("again");
+    assert!(
+        run(&["generate", "--count", "25", "--seed", "11", s(&again)])
+            .status
+            .success()
+    );
+    for file in &files {
+        let twin = again.join(file.file_name().unwrap());
+        assert_eq!(std::fs::read(file).unwrap(), std::fs::read(twin).unwrap());
+    }
+    let store = dir.join("g.store");
+    let out = run(&["pack", s(&specs), "-o", s(&store)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["list", s(&store)]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 25);
+    assert!(run(&["verify", s(&store)]).status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
