@@ -339,7 +339,7 @@ impl GrowingArena {
     /// in between.
     pub fn reset(&mut self) {
         let used = self.used();
-        self.note_used();
+        self.high_water.set(self.high_water.get().max(used));
         self.history[self.at] = used;
         self.at = (self.at + 1) % RESET_HISTORY;
         let demand = self.history.iter().copied().max().unwrap_or(0);
@@ -354,15 +354,17 @@ impl GrowingArena {
             let capacity = last_chunk.arena.capacity();
             if capacity >= demand && capacity / 2 <= target {
                 last_chunk.arena.reset();
-                let held = last_chunk.buffer.len();
                 let chunks = self.chunks.get_mut();
-                chunks.pop();
-                while let Some(chunk) = chunks.pop() {
-                    // SAFETY: as in `free_chunks`.
-                    drop(unsafe { Box::from_raw(chunk.as_ptr()) });
+                if chunks.len() > 1 {
+                    let held = last_chunk.buffer.len();
+                    chunks.pop();
+                    while let Some(chunk) = chunks.pop() {
+                        // SAFETY: as in `free_chunks`.
+                        drop(unsafe { Box::from_raw(chunk.as_ptr()) });
+                    }
+                    chunks.push(last);
+                    self.held.set(held);
                 }
-                chunks.push(last);
-                self.held.set(held);
                 return;
             }
         }
