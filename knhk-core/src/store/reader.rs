@@ -649,18 +649,16 @@ impl<'a> StoreView<'a> {
         let Some(bucket) = self.buckets.get(home) else {
             return Ahead::Ask;
         };
-        let matches = first_tag_lane(bucket, layout::tag(hash));
-        if matches == 0 {
+        let Some(k) = first_tag_slot(bucket, layout::tag(hash)) else {
             return if bucket_full(bucket) {
                 Ahead::Ask
             } else {
                 Ahead::Absent
             };
-        }
+        };
         // A 48-bit offset fits a 64-bit usize; elsewhere, the careful path.
         // The frame is kept relative to the data (an offset below it wraps
         // round to one that no data slice holds).
-        let k = lane(matches) & (layout::BUCKET_SLOTS - 1);
         match slot_offset(bucket, k).map(usize::try_from) {
             Some(Ok(frame)) => Ahead::Frame(frame.wrapping_sub(self.data_start)),
             _ => Ahead::Ask,
@@ -1209,17 +1207,30 @@ fn tag_lanes(bucket: &[u8; BUCKET], tag: u16) -> u128 {
     !(((x & LOW15) + LOW15) | x | LOW15)
 }
 
-/// As [`tag_lanes`], in fewer instructions, exact only in its lowest set
-/// lane: the first slot whose tag is `tag` (0 if none). Lanes above a
-/// match may be flagged too (a borrow runs up from a zero lane), which is
-/// why only the lowest is used.
+/// The first slot whose tag is `tag`, if any: as [`tag_lanes`] in fewer
+/// instructions. Each half of the tags (four 16-bit lanes in a `u64`) is
+/// compared on its own, so no borrow runs between the halves; within a
+/// half, lanes above a match may be flagged too (a borrow runs up from a
+/// zero lane), which is why only the lowest flag of each is used.
 #[inline(always)]
-fn first_tag_lane(bucket: &[u8; BUCKET], tag: u16) -> u128 {
-    const ONES: u128 = 0x0001_0001_0001_0001_0001_0001_0001_0001;
-    const HIGH: u128 = 0x8000 * ONES;
-    let (tags, _) = bucket.split_first_chunk::<16>().unwrap_or((&[0; 16], &[]));
-    let x = u128::from_le_bytes(*tags) ^ (u128::from(tag) * ONES);
-    x.wrapping_sub(ONES) & !x & HIGH
+fn first_tag_slot(bucket: &[u8; BUCKET], tag: u16) -> Option<usize> {
+    const ONES: u64 = 0x0001_0001_0001_0001;
+    const HIGH: u64 = 0x8000 * ONES;
+    let (lo, rest) = bucket.split_first_chunk::<8>()?;
+    let hi = rest.first_chunk::<8>()?;
+    let wanted = u64::from(tag) * ONES;
+    let zero_lanes = |half: &[u8; 8]| {
+        let x = u64::from_le_bytes(*half) ^ wanted;
+        x.wrapping_sub(ONES) & !x & HIGH
+    };
+    let (lo, hi) = (zero_lanes(lo), zero_lanes(hi));
+    if lo != 0 {
+        Some((lo.trailing_zeros() / 16) as usize)
+    } else if hi != 0 {
+        Some(4 + (hi.trailing_zeros() / 16) as usize)
+    } else {
+        None
+    }
 }
 
 /// The slot of the lowest lane set in a [`tag_lanes`] result.
