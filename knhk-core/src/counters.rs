@@ -344,8 +344,12 @@ impl<const N: usize> ShardedExecutorStats<N> {
     ///
     /// While the writer lives, no other writer for `index` may be used on
     /// another thread (two writers on one thread, one at a time, are fine),
-    /// and `index` must not be [`claim`](Self::claim)ed. knhk-std uses this
-    /// with an index that belongs to the current thread alone.
+    /// `index` must not be [`claim`](Self::claim)ed, and every earlier
+    /// writer of `index` (on another thread) must happen before this one
+    /// (a release/acquire hand-off, as knhk-std's thread slots make): the
+    /// writer's relaxed load and store would otherwise lose counts. Every
+    /// access is atomic, so breaking this loses counts, never memory
+    /// safety; `unsafe` marks that the counts' exactness rests on it.
     pub unsafe fn writer_unchecked(&self, index: usize) -> Option<ShardWriter<'_, N>> {
         self.sharded
             .unclaimed(index)
@@ -364,8 +368,9 @@ impl<const N: usize> ShardedExecutorStats<N> {
     pub fn snapshot(&self) -> (u64, u64, u64) {
         let (mut started, mut completed, mut failed) = (0_u64, 0_u64, 0_u64);
         for shard in self.sharded.all() {
-            // Finished counts are read before started ones, so a task
-            // counted as finished has its start counted too.
+            // Relaxed loads of different counters may be seen out of
+            // order, so a task's finish can be counted before its start:
+            // `active` is clamped at zero below for that.
             completed = completed.wrapping_add(shard.completed.load(Relaxed));
             failed = failed.wrapping_add(shard.failed.load(Relaxed));
             started = started.wrapping_add(shard.started.load(Relaxed));

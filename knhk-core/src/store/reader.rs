@@ -399,8 +399,9 @@ impl<'a> StoreView<'a> {
             .checked_add(FRAME + padding)
             .filter(|&b| b <= at)
             .ok_or(bad("index offset"))?;
+        let tables = sums_len.checked_add(FRAME).ok_or(bad("entry count"))?;
         let table = (at - buckets)
-            .checked_sub(FRAME + sums_len)
+            .checked_sub(tables)
             .ok_or(bad("index offset"))?;
         if !table.is_multiple_of(BUCKET) {
             return Err(bad("index offset"));

@@ -31,13 +31,13 @@ struct Chunk {
 }
 
 impl Chunk {
-    fn new(bytes: usize) -> Result<Box<Chunk>, ArenaError> {
-        let buffer = HeapBuffer::new(bytes)?;
+    fn new(layout: Layout) -> Result<Box<Chunk>, ArenaError> {
+        let buffer = HeapBuffer::with_layout(layout)?;
         // SAFETY: the arena is a field declared before the buffer, so it is
         // dropped first, and it is the only arena over this buffer. Its
         // `'static` bounds the values it takes, as for `HeapArena`.
         let arena = unsafe { buffer.arena() };
-        try_box(Chunk { arena, buffer }, bytes)
+        try_box(Chunk { arena, buffer }, layout.size())
     }
 }
 
@@ -74,8 +74,13 @@ fn try_box(value: Chunk, bytes: usize) -> Result<Box<Chunk>, ArenaError> {
 /// held falls back to what the calm batches need.
 ///
 /// Values that need `Drop` are dropped exactly once, at the reset or drop
-/// that frees them, newest first. As with [`HeapArena`](super::HeapArena),
-/// values must borrow nothing shorter-lived than the arena (`T: 'static`).
+/// that frees them, chunk by chunk from the newest (and newest first
+/// within a chunk). One difference from the core arena: values that an
+/// `alloc_slice_fill_with` closure allocated in a *newer* chunk (because
+/// the arena grew meanwhile) are dropped before the slice, not after it.
+/// As with [`HeapArena`](super::HeapArena), values must borrow nothing
+/// shorter-lived than the arena (`T: 'static`), which is what makes that
+/// order unobservable to safe code.
 ///
 /// ```
 /// use knhk_std::arena::GrowingArena;
@@ -139,7 +144,7 @@ impl GrowingArena {
     pub fn with_capacity(bytes: usize) -> Result<GrowingArena, ArenaError> {
         let mut arena = GrowingArena::new();
         arena.first = bytes.max(1);
-        arena.add_chunk(arena.first)?;
+        arena.add_chunk(HeapBuffer::layout_for(arena.first)?)?;
         Ok(arena)
     }
 
@@ -161,19 +166,22 @@ impl GrowingArena {
         self.current.get().map(|arena| unsafe { arena.as_ref() })
     }
 
-    /// Adds a chunk of at least `bytes` bytes and makes it current.
+    /// Adds a chunk with this buffer layout and makes it current.
     #[cold]
-    fn add_chunk(&self, bytes: usize) -> Result<&core_arena::Arena<'static>, ArenaError> {
-        let chunk = Chunk::new(bytes)?;
+    fn add_chunk(&self, layout: Layout) -> Result<&core_arena::Arena<'static>, ArenaError> {
+        let chunk = Chunk::new(layout)?;
         self.held.set(self.held.get() + chunk.buffer.len());
         let chunk = NonNull::from(Box::leak(chunk));
         // SAFETY: `chunk` is valid (just leaked); no reference is made.
         let arena = unsafe { NonNull::new_unchecked(&raw mut (*chunk.as_ptr()).arena) };
         // SAFETY: no reference into the vector itself is alive: references
         // handed out point into chunk buffers or at boxed chunks, which do
-        // not move when the vector reallocates, and this is the only place
-        // (besides `reset(&mut self)` and drop) that touches the vector. The
-        // arena is not `Sync`, so no other thread is here.
+        // not move when the vector reallocates; the only other shared view
+        // of the vector, `chunk_list`, is held only by methods that never
+        // reach this one while they iterate (a closure given to `alloc_with`
+        // or `alloc_slice_fill_with` may grow the arena, but those hold a
+        // reference to a boxed chunk's arena, not to the vector); the rest
+        // is `&mut self`. The arena is not `Sync`: no other thread is here.
         unsafe { (*self.chunks.get()).push(chunk) };
         self.current.set(Some(arena));
         // SAFETY: as in `current`.
@@ -196,15 +204,20 @@ impl GrowingArena {
         let last = self.current().map_or(0, |arena| arena.capacity());
         let wanted = need.max(last.saturating_mul(2)).max(self.first);
         let room = self.limit.saturating_sub(self.held.get());
-        if need > room {
+        // The buffer's own rounding (to a cache line, or to whole huge
+        // pages) counts against the limit too.
+        let Some(chunk) = HeapBuffer::layout_within(wanted.min(room), room)
+            .filter(|chunk| chunk.size() >= need)
+            .or_else(|| HeapBuffer::layout_within(need, room))
+        else {
             return Err(ArenaError::LimitExceeded {
                 requested: layout.size(),
                 held: self.held.get(),
                 limit: self.limit,
             });
-        }
+        };
         self.note_used();
-        self.add_chunk(wanted.min(room))
+        self.add_chunk(chunk)
     }
 
     /// Records the bytes in use, before a chunk is added or freed.
@@ -281,17 +294,25 @@ impl GrowingArena {
         }
     }
 
-    /// Allocates a value built by `make`, in place. A chunk with room is
-    /// found (or added) before `make` is called, so `make` is never lost to
-    /// a full chunk; `make` may allocate in this arena too.
+    /// Allocates a value built by `make`. For a type without drop glue the
+    /// value is built in place, in a chunk with room found (or added)
+    /// before `make` is called. A type with drop glue is built first and
+    /// then moved in, as [`alloc`](Self::alloc) does: the core arena's
+    /// in-place form needs a second drop record when `make` allocates in
+    /// the same chunk, and a full chunk would then drop the value. Either
+    /// way the value is never lost to a full chunk, and `make` may
+    /// allocate in this arena too.
     #[inline]
     pub fn alloc_with<T: 'static, F: FnOnce() -> T>(&self, make: F) -> Result<&mut T, ArenaError> {
+        if mem::needs_drop::<T>() {
+            return self.alloc(make());
+        }
         Ok(self.room_for(Layout::new::<T>())?.alloc_with(make)?)
     }
 
     /// Copies a `Copy` value into the arena.
     #[inline]
-    pub fn alloc_copy<T: Copy + 'static>(&self, value: T) -> Result<&mut T, ArenaError> {
+    pub fn alloc_copy<T: Copy>(&self, value: T) -> Result<&mut T, ArenaError> {
         self.with_room(Layout::new::<T>(), |arena| arena.alloc_copy(value))
     }
 
@@ -318,6 +339,10 @@ impl GrowingArena {
             elem_size: mem::size_of::<T>(),
             len,
         })?;
+        if len == 0 {
+            // Takes no space: no chunk needed (nor any limit met).
+            return Ok(&mut []);
+        }
         Ok(self.room_for(layout)?.alloc_slice_fill_with(len, fill)?)
     }
 
@@ -325,6 +350,15 @@ impl GrowingArena {
     /// zero-sized layout takes no space).
     #[inline]
     pub fn alloc_layout(&self, layout: Layout) -> Result<NonNull<u8>, ArenaError> {
+        if layout.size() == 0 {
+            // Takes no space: an aligned, dangling pointer, as the core's.
+            return NonNull::new(std::ptr::without_provenance_mut(layout.align())).ok_or(
+                ArenaError::Alloc(CoreError::SizeOverflow {
+                    elem_size: 0,
+                    len: 0,
+                }),
+            );
+        }
         self.with_room(layout, |arena| arena.alloc_layout(layout))
     }
 
@@ -354,16 +388,13 @@ impl GrowingArena {
             let capacity = last_chunk.arena.capacity();
             if capacity >= demand && capacity / 2 <= target {
                 last_chunk.arena.reset();
-                let chunks = self.chunks.get_mut();
-                if chunks.len() > 1 {
-                    let held = last_chunk.buffer.len();
-                    chunks.pop();
-                    while let Some(chunk) = chunks.pop() {
-                        // SAFETY: as in `free_chunks`.
-                        drop(unsafe { Box::from_raw(chunk.as_ptr()) });
-                    }
-                    chunks.push(last);
-                    self.held.set(held);
+                // The older chunks, newest first; the kept one stays in the
+                // vector (and `held` stays true) even if a value's `Drop`
+                // panics on the way.
+                while self.chunks.get_mut().len() > 1 {
+                    let chunks = self.chunks.get_mut();
+                    let chunk = chunks.remove(chunks.len() - 2);
+                    self.free_chunk(chunk);
                 }
                 return;
             }
@@ -372,7 +403,10 @@ impl GrowingArena {
         if used > 0 || demand > 0 {
             // A failure here leaves the arena empty; the next allocation
             // adds a chunk (and reports the failure if it repeats).
-            let _ = self.add_chunk(target.min(self.limit.max(1)));
+            let bytes = target.min(self.limit & !63);
+            if let Some(layout) = HeapBuffer::layout_within(bytes.max(1), self.limit) {
+                let _ = self.add_chunk(layout);
+            }
         }
     }
 
@@ -429,12 +463,19 @@ impl GrowingArena {
     /// Frees every chunk, newest first (so values drop newest first).
     fn free_chunks(&mut self) {
         self.current.set(None);
-        self.held.set(0);
         while let Some(chunk) = self.chunks.get_mut().pop() {
-            // SAFETY: the pointer came from `Box::leak` in `add_chunk` and is
-            // in the vector once; `&mut self` means nothing borrows it.
-            drop(unsafe { Box::from_raw(chunk.as_ptr()) });
+            self.free_chunk(chunk);
         }
+    }
+
+    /// Frees one chunk taken out of the vector (its values drop first).
+    fn free_chunk(&mut self, chunk: NonNull<Chunk>) {
+        // SAFETY: the pointer came from `Box::leak` in `add_chunk`, was in
+        // the vector once and has just been taken out; `&mut self` means
+        // nothing borrows it.
+        let chunk = unsafe { Box::from_raw(chunk.as_ptr()) };
+        self.held.set(self.held.get() - chunk.buffer.len());
+        drop(chunk);
     }
 }
 
@@ -689,6 +730,72 @@ mod tests {
             "{calm} {spiked} {}",
             arena.held_bytes()
         );
+    }
+
+    #[test]
+    fn a_value_whose_make_fills_the_chunk_is_not_lost() {
+        let drops = Rc::new(Cell::new(0));
+        let arena = GrowingArena::with_capacity(256).unwrap();
+        let value = arena
+            .alloc_with(|| {
+                while arena.chunks() == 1 {
+                    arena.alloc(0_u64).unwrap();
+                }
+                Dropper(Rc::clone(&drops))
+            })
+            .unwrap();
+        assert_eq!(drops.get(), 0, "built once, kept");
+        let _ = value;
+        drop(arena);
+        assert_eq!(drops.get(), 1);
+    }
+
+    #[test]
+    fn the_limit_counts_the_buffers_rounding() {
+        let limit = 3 << 20;
+        let arena = GrowingArena::new().with_limit(limit);
+        let block = arena.alloc_layout(Layout::from_size_align(2 << 20, 8).unwrap());
+        assert!(block.is_ok(), "fits on small pages within the limit");
+        assert!(arena.held_bytes() <= limit, "{}", arena.held_bytes());
+        let odd = GrowingArena::new().with_limit(10_000);
+        while odd.alloc([0_u8; 100]).is_ok() {}
+        assert!(odd.held_bytes() <= 10_000, "{}", odd.held_bytes());
+    }
+
+    #[test]
+    fn empty_requests_take_no_chunk() {
+        let arena = GrowingArena::new().with_limit(0);
+        let none: &mut [u64] = arena.alloc_slice_fill_with(0, |_| unreachable!()).unwrap();
+        assert!(none.is_empty());
+        let zst = arena
+            .alloc_layout(Layout::from_size_align(0, 4096).unwrap())
+            .unwrap();
+        assert_eq!(zst.as_ptr().addr() % 4096, 0);
+        assert_eq!(arena.chunks(), 0);
+    }
+
+    #[cfg(panic = "unwind")]
+    #[test]
+    fn a_panicking_drop_in_an_older_chunk_leaves_the_arena_consistent() {
+        struct Bomb;
+        impl Drop for Bomb {
+            fn drop(&mut self) {
+                panic!("a value's Drop panicked");
+            }
+        }
+        let mut arena = GrowingArena::new();
+        arena.alloc(Bomb).unwrap();
+        for i in 0..(20_000 / SCALE) as u64 {
+            arena.alloc(i).unwrap();
+        }
+        assert!(arena.chunks() > 1);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| arena.reset()));
+        assert!(result.is_err());
+        // Whatever was freed before the panic is gone and accounted for;
+        // the rest is still held and counted.
+        let held: usize = arena.chunk_list().map(|c| c.buffer.len()).sum();
+        assert_eq!(arena.held_bytes(), held);
+        assert_eq!(*arena.alloc(7_u8).unwrap(), 7);
     }
 
     #[derive(Clone, Debug)]

@@ -127,6 +127,20 @@ impl HeapBuffer {
         )
     }
 
+    /// The layout of a buffer of at least `bytes` that takes at most
+    /// `room` bytes: `layout_for`'s, or, if its rounding to whole huge
+    /// pages would pass `room`, one on small pages; `None` if neither fits.
+    pub(crate) fn layout_within(bytes: usize, room: usize) -> Option<Layout> {
+        let layout = HeapBuffer::layout_for(bytes).ok()?;
+        if layout.size() <= room {
+            return Some(layout);
+        }
+        let small = Layout::from_size_align(bytes, BUFFER_ALIGN)
+            .ok()?
+            .pad_to_align();
+        (small.size() <= room).then_some(small)
+    }
+
     pub(crate) fn new(bytes: usize) -> Result<HeapBuffer, ArenaError> {
         HeapBuffer::with_layout(HeapBuffer::layout_for(bytes)?)
     }
@@ -150,7 +164,13 @@ impl HeapBuffer {
 
     /// Bytes of the buffer backed by huge pages, where that can be read.
     pub(crate) fn huge_page_bytes(&self) -> Option<usize> {
+        if self.layout.align() != pages::HUGE_PAGE {
+            // Heap memory: never asked for huge pages (and its mapping is
+            // the heap's, shared with everything else).
+            return Some(0);
+        }
         pages::huge_page_bytes(self.ptr.as_ptr(), self.layout.size())
+            .map(|bytes| bytes.min(self.layout.size()))
     }
 
     /// Gives up ownership of the memory, which [`from_raw`](Self::from_raw)
@@ -198,7 +218,7 @@ impl Drop for HeapBuffer {
 /// the two that need exclusive access, [`reset`](HeapArena::reset) and
 /// [`rewind`](HeapArena::rewind), are forwarded here.
 ///
-/// It has no lifetime parameter, so it sits in a struct or a `static` as it
+/// It has no lifetime parameter, so it sits in a struct or a `thread_local!` as it
 /// is: the arena it owns lives as long as it does. Values in it must
 /// therefore not borrow anything shorter-lived (`T: 'static`, which the
 /// core arena's `alloc` asks as `T: 'a`), because a value that needs `Drop`
@@ -227,8 +247,9 @@ pub struct HeapArena {
 }
 
 impl HeapArena {
-    /// An arena with a fresh heap buffer of at least `bytes` bytes (rounded
-    /// up to a multiple of 64).
+    /// An arena with a fresh buffer of at least `bytes` bytes (rounded up
+    /// to a multiple of 64, or of 2 MiB for the buffers of 2 MiB or more
+    /// that get huge pages; see [`set_huge_pages`]).
     ///
     /// Fails with [`ArenaError::ZeroCapacity`] for 0,
     /// [`ArenaError::CapacityOverflow`] beyond `isize::MAX`, and
@@ -496,10 +517,13 @@ impl ArenaAllocator {
                     // private).
                     Memory::Fixed { arena, .. } => unsafe { arena.reset_unchecked() },
                     // SAFETY: no box is alive, so nothing points into the
-                    // growing arena, and no other call on it is running (the
-                    // allocator is not `Sync`, and none of its calls runs
-                    // user code while it holds a reference): this is the
-                    // only reference for the reset.
+                    // growing arena, and no other call on it is running: the
+                    // allocator is not `Sync`, and while one of its calls
+                    // holds a reference it runs no user code (the global
+                    // allocator aside, which cannot reach this allocator
+                    // safely). The reset runs no `Drop` of user values
+                    // either: boxes drop their own, so the drop lists are
+                    // empty. This is the only reference for the reset.
                     Memory::Growing(cell) => unsafe { &mut *cell.get() }.reset(),
                 }
                 Ok(())
