@@ -174,14 +174,16 @@ impl GrowingArena {
         let chunk = NonNull::from(Box::leak(chunk));
         // SAFETY: `chunk` is valid (just leaked); no reference is made.
         let arena = unsafe { NonNull::new_unchecked(&raw mut (*chunk.as_ptr()).arena) };
-        // SAFETY: no reference into the vector itself is alive: references
-        // handed out point into chunk buffers or at boxed chunks, which do
-        // not move when the vector reallocates; the only other shared view
-        // of the vector, `chunk_list`, is held only by methods that never
-        // reach this one while they iterate (a closure given to `alloc_with`
-        // or `alloc_slice_fill_with` may grow the arena, but those hold a
+        // No reference into the vector itself is alive: references handed
+        // out point into chunk buffers or at boxed chunks, which do not move
+        // when the vector reallocates; the only other shared view of the
+        // vector, `chunk_list`, is held only by methods that never reach
+        // this one while they iterate (a closure given to `alloc_with` or
+        // `alloc_slice_fill_with` may grow the arena, but those hold a
         // reference to a boxed chunk's arena, not to the vector); the rest
-        // is `&mut self`. The arena is not `Sync`: no other thread is here.
+        // is `&mut self`.
+        // SAFETY: so this `&mut` to the vector is the only reference to it
+        // (and the arena is not `Sync`: no other thread is here).
         unsafe { (*self.chunks.get()).push(chunk) };
         self.current.set(Some(arena));
         // SAFETY: as in `current`.
@@ -450,10 +452,10 @@ impl GrowingArena {
     }
 
     fn chunk_list(&self) -> impl Iterator<Item = &Chunk> {
-        // SAFETY: a shared view of the vector while no `&mut` to it exists:
-        // it is mutated only in `add_chunk`, which no caller of this
-        // function can be inside of (the arena is not `Sync`, and nothing
-        // here calls out while the iterator is alive).
+        // The vector is mutated only in `add_chunk`, which no caller of this
+        // function reaches while iterating (the arena is not `Sync`, and
+        // nothing here calls out while the iterator is alive).
+        // SAFETY: so no `&mut` to the vector exists while this view lives.
         let chunks = unsafe { &*self.chunks.get() };
         // SAFETY: every pointer in `chunks` is a live leaked box, freed only
         // by `free_chunks(&mut self)`.

@@ -516,14 +516,14 @@ impl ArenaAllocator {
                     // to this arena's memory; the arena has no scopes (it is
                     // private).
                     Memory::Fixed { arena, .. } => unsafe { arena.reset_unchecked() },
-                    // SAFETY: no box is alive, so nothing points into the
-                    // growing arena, and no other call on it is running: the
+                    // No box is alive, so nothing points into the growing
+                    // arena, and no other call on it is running: the
                     // allocator is not `Sync`, and while one of its calls
                     // holds a reference it runs no user code (the global
                     // allocator aside, which cannot reach this allocator
                     // safely). The reset runs no `Drop` of user values
-                    // either: boxes drop their own, so the drop lists are
-                    // empty. This is the only reference for the reset.
+                    // either: boxes drop their own, so the lists are empty.
+                    // SAFETY: so this is the only reference for the reset.
                     Memory::Growing(cell) => unsafe { &mut *cell.get() }.reset(),
                 }
                 Ok(())

@@ -103,12 +103,12 @@ fn map_huge(size: usize) -> *mut u8 {
     // SAFETY: `lead < HUGE_PAGE` and `lead + size <= span`, so both
     // pointers are in (or one past) the mapping.
     let (aligned, end) = unsafe { (start.add(lead), start.add(lead + size)) };
-    // SAFETY: the unaligned head and the tail beyond `size` are parts of
-    // the mapping just made, which nothing uses; unmapping them leaves
-    // exactly `[aligned, aligned + size)`.
-    // (Should the kernel refuse to split the mapping, at its limit of
-    // mappings, the head or tail stays mapped: a leak of under 2 MiB, never
-    // a fault; the buffer itself is whole either way.)
+    // Should the kernel refuse to split the mapping (at its limit of
+    // mappings), the head or tail stays mapped: a leak of under 2 MiB, never
+    // a fault; the buffer itself is whole either way.
+    // SAFETY: the unaligned head and the tail beyond `size` are parts of the
+    // mapping just made, which nothing uses; unmapping them leaves exactly
+    // `[aligned, aligned + size)`.
     unsafe {
         if lead > 0 {
             libc::munmap(start.cast(), lead);
