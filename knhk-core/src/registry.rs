@@ -154,10 +154,16 @@ impl<T> Once<T> {
                     let value = init().map_err(Failed::Init)?;
                     // SAFETY: this context holds `RUNNING`, so nothing else
                     // reads or writes the value until `READY` is stored.
-                    let value = unsafe { (*self.value.get()).write(value) };
+                    unsafe { (*self.value.get()).write(value) };
                     core::mem::forget(unclaim);
                     self.state.store(READY, Release);
-                    return Ok(value);
+                    // A shared reference made after the publication, like
+                    // every reader's: the `&mut` that `write` returned must
+                    // not outlive the store, since readers' shared
+                    // references then exist beside it (Miri's Stacked
+                    // Borrows rightly rejects returning a reborrow of it).
+                    // SAFETY: the value was initialised just above.
+                    return Ok(unsafe { (*self.value.get()).assume_init_ref() });
                 }
                 Err(READY) => {
                     // SAFETY: as in `get`: the acquire load saw `READY`.
