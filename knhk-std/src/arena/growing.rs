@@ -20,7 +20,7 @@ pub const FIRST_CHUNK: usize = 4 * 1024;
 
 /// An upper bound on what the core arena adds to a request in one chunk:
 /// alignment padding beyond a word and, for a type that needs `Drop`, its
-/// drop record (four words, plus one for the record `alloc_with` may add).
+/// drop record (four words).
 const OVERHEAD: usize = 64;
 
 /// One chunk: a core arena over its own heap buffer.
@@ -106,8 +106,6 @@ pub struct GrowingArena {
     chunks: UnsafeCell<Vec<NonNull<Chunk>>>,
     /// The last chunk's core arena, or `None` before the first chunk.
     current: Cell<Option<NonNull<core_arena::Arena<'static>>>>,
-    /// Bytes of all chunks' buffers.
-    held: Cell<usize>,
     /// The most bytes of chunks the arena may hold.
     limit: usize,
     /// The first chunk's size, and the least a reset keeps.
@@ -130,7 +128,6 @@ impl GrowingArena {
         GrowingArena {
             chunks: UnsafeCell::new(Vec::new()),
             current: Cell::new(None),
-            held: Cell::new(0),
             limit: usize::MAX,
             first: FIRST_CHUNK,
             history: [0; RESET_HISTORY],
@@ -170,7 +167,6 @@ impl GrowingArena {
     #[cold]
     fn add_chunk(&self, layout: Layout) -> Result<&core_arena::Arena<'static>, ArenaError> {
         let chunk = Chunk::new(layout)?;
-        self.held.set(self.held.get() + chunk.buffer.len());
         let chunk = NonNull::from(Box::leak(chunk));
         // SAFETY: `chunk` is valid (just leaked); no reference is made.
         let arena = unsafe { NonNull::new_unchecked(&raw mut (*chunk.as_ptr()).arena) };
@@ -205,7 +201,8 @@ impl GrowingArena {
             })?;
         let last = self.current().map_or(0, |arena| arena.capacity());
         let wanted = need.max(last.saturating_mul(2)).max(self.first);
-        let room = self.limit.saturating_sub(self.held.get());
+        let held = self.held_bytes();
+        let room = self.limit.saturating_sub(held);
         // The buffer's own rounding (to a cache line, or to whole huge
         // pages) counts against the limit too.
         let Some(chunk) = HeapBuffer::layout_within(wanted.min(room), room)
@@ -214,7 +211,7 @@ impl GrowingArena {
         else {
             return Err(ArenaError::LimitExceeded {
                 requested: layout.size(),
-                held: self.held.get(),
+                held,
                 limit: self.limit,
             });
         };
@@ -391,8 +388,7 @@ impl GrowingArena {
             if capacity >= demand && capacity / 2 <= target {
                 last_chunk.arena.reset();
                 // The older chunks, newest first; the kept one stays in the
-                // vector (and `held` stays true) even if a value's `Drop`
-                // panics on the way.
+                // vector even if a value's `Drop` panics on the way.
                 while self.chunks.get_mut().len() > 1 {
                     let chunks = self.chunks.get_mut();
                     let chunk = chunks.remove(chunks.len() - 2);
@@ -435,7 +431,7 @@ impl GrowingArena {
 
     /// Bytes of heap memory the arena holds (its chunks' buffers).
     pub fn held_bytes(&self) -> usize {
-        self.held.get()
+        self.chunk_list().map(|c| c.buffer.len()).sum()
     }
 
     /// Bytes of the chunks backed by huge pages (chunks of 2 MiB or more
@@ -475,9 +471,7 @@ impl GrowingArena {
         // SAFETY: the pointer came from `Box::leak` in `add_chunk`, was in
         // the vector once and has just been taken out; `&mut self` means
         // nothing borrows it.
-        let chunk = unsafe { Box::from_raw(chunk.as_ptr()) };
-        self.held.set(self.held.get() - chunk.buffer.len());
-        drop(chunk);
+        drop(unsafe { Box::from_raw(chunk.as_ptr()) });
     }
 }
 
