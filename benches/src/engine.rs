@@ -570,10 +570,7 @@ pub fn spec(n: u64, out: &mut Vec<u8>) {
 /// The engine's files: the knhk store (version 3) and the plain entry file
 /// the hand stacks index, with [`SPECS`] specs each (written once).
 pub fn files(dir: &Path) -> (PathBuf, PathBuf) {
-    let knhk = dir.join(format!(
-        "engine-{SPECS}.v{}.knhk",
-        knhk_core::store::layout::VERSION
-    ));
+    let knhk = dir.join(format!("engine-{SPECS}.{}.knhk", crate::store_layout_tag()));
     let plain = dir.join(format!("engine-{SPECS}.v1"));
     std::fs::create_dir_all(dir).expect("a writable report directory");
     let mut data = Vec::with_capacity(MAX_SPEC);

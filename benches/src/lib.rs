@@ -16,6 +16,15 @@ pub mod sections;
 pub mod targets;
 pub mod workloads;
 
+/// The part of a cached store file's name that says how it was written:
+/// the format version and the writer's bucket load. The report keeps the
+/// stores it writes between runs; a writer change gives new names, so a
+/// run never measures a file the current writer would not write.
+pub fn store_layout_tag() -> String {
+    use knhk_core::store::layout::{ENTRIES_PER_BUCKET, VERSION};
+    format!("v{VERSION}-e{ENTRIES_PER_BUCKET}")
+}
+
 /// Where the report writes its files: `target/knhk-report` of the
 /// workspace (or of `CARGO_TARGET_DIR`).
 pub fn report_dir() -> std::path::PathBuf {

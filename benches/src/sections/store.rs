@@ -77,7 +77,7 @@ fn payload(n: u64) -> Vec<u8> {
 
 /// Writes knhk's store and the version-1 file for `n` workflows (once).
 fn files(dir: &Path, n: u64) -> (PathBuf, PathBuf) {
-    let v2 = dir.join(format!("store-{n}.v{}", knhk_core::store::layout::VERSION));
+    let v2 = dir.join(format!("store-{n}.{}", crate::store_layout_tag()));
     let v1 = dir.join(format!("store-{n}.v1"));
     if !v2.exists() {
         let mut writer = WorkflowStoreWriter::create(&v2).expect("a writable report directory");

@@ -128,10 +128,12 @@ pub const OFFSET_BYTES: usize = 6;
 /// The largest frame offset a version-3 slot can hold.
 pub const MAX_OFFSET: u64 = (1 << (8 * OFFSET_BYTES)) - 1;
 /// Workflows per home bucket the writer aims at (of [`BUCKET_SLOTS`]): the
-/// index is five eighths full, 12.8 bytes per workflow, and about 2% of
-/// the workflows spill out of their home bucket (at three quarters, 10.7
-/// bytes, it was about 7%, and each spill costs a lookup a second line).
-pub const ENTRIES_PER_BUCKET: usize = 5;
+/// index is half full, 16 bytes per workflow. About 0.8% of the workflows
+/// spill out of their home bucket and 5% of the buckets are full, where a
+/// miss must look at the next bucket too (at five per bucket, 12.8 bytes:
+/// 2.6% and 15%; a hit then took 94 instructions and a miss 103, against
+/// 74 and 62 at four, so the extra 3.2 bytes per workflow buy lookups).
+pub const ENTRIES_PER_BUCKET: usize = 4;
 
 /// The tag of a version-3 slot for an id whose [`slot_hash`] is `hash`:
 /// its low 16 bits, or 1 where those are 0, so that no tag matches an empty
