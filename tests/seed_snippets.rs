@@ -235,7 +235,7 @@ fn memory_mapped_storage() -> Result<()> {
     let store = MmapWorkflowStore::new("workflows.bin")?;
     let workflow = store.get_workflow(&spec_id);
     let workflows = store.list_workflows();
-    assert_eq!(workflow, Some(&b"<workflow/>"[..]));
+    assert_eq!(workflow.as_deref(), Some(&b"<workflow/>"[..]));
     assert_eq!(workflows, vec![spec_id]);
 
     // Cached reader

@@ -3,11 +3,12 @@
 //! ```text
 //! knhk-store pack DIR -o FILE          one file per workflow, named by its UUID
 //! knhk-store pack --manifest LIST -o FILE   lines of "UUID PATH"
+//! knhk-store pack --compress [--level N] [--no-dict] [--dict-size B] DIR -o FILE
 //! knhk-store list FILE                 ids and sizes, in file order
-//! knhk-store get FILE UUID             the workflow's bytes on stdout
-//! knhk-store info FILE                 format, counts, sizes
-//! knhk-store verify FILE               check every checksum
-//! knhk-store upgrade IN OUT            rewrite a version-1 or -2 file as version 3
+//! knhk-store get FILE UUID             the workflow's bytes on stdout (decompressed)
+//! knhk-store info FILE                 format, counts, sizes, compression
+//! knhk-store verify FILE               check every checksum (and decompress)
+//! knhk-store upgrade IN OUT [--compress ...]   rewrite any version as 3 (or 4)
 //! knhk-store generate --count N DIR    N realistic workflow specs, one file each
 //! ```
 //!
@@ -18,9 +19,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use knhk_std::storage::{MmapWorkflowStore, Version, WorkflowStoreWriter};
+use knhk_std::store::{Compression, Stored};
 use knhk_std::WorkflowSpecId;
 
 /// Build, inspect and check knhk workflow store files.
@@ -33,7 +35,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Pack workflows into a new store (version 3), replacing OUTPUT atomically.
+    /// Pack workflows into a new store (version 3, or 4 with `--compress`),
+    /// replacing OUTPUT atomically.
     Pack {
         /// A directory with one file per workflow, each named by its UUID
         /// (an extension is allowed: `0b9c...e1.xml`).
@@ -47,6 +50,8 @@ enum Command {
         /// The store file to write.
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
+        #[command(flatten)]
+        compression: CompressArgs,
     },
     /// List the workflows: id and size, in file order.
     List {
@@ -82,13 +87,55 @@ enum Command {
         /// The directory to write into (made if missing).
         dir: PathBuf,
     },
-    /// Rewrite a store (version 1, 2 or 3) as version 3.
+    /// Rewrite a store of any version as version 3 (uncompressed), or with
+    /// `--compress` as version 4: either way, both ways.
     Upgrade {
         /// The store to read.
         input: PathBuf,
-        /// The version-3 store to write (replaced atomically).
+        /// The store to write (replaced atomically).
         output: PathBuf,
+        #[command(flatten)]
+        compression: CompressArgs,
     },
+}
+
+/// How to compress a store being written.
+#[derive(Args, Debug)]
+struct CompressArgs {
+    /// Compress every workflow with zstd (format version 4).
+    #[arg(long)]
+    compress: bool,
+    /// The zstd level (1 fastest to 22 smallest).
+    #[arg(long, value_name = "N", requires = "compress", default_value_t = 3,
+          value_parser = clap::value_parser!(i32).range(-7..=22))]
+    level: i32,
+    /// No shared dictionary: each workflow compressed on its own.
+    #[arg(long, requires = "compress")]
+    no_dict: bool,
+    /// The dictionary's size in bytes, at most.
+    #[arg(long, value_name = "B", requires = "compress", default_value_t = 112_640,
+          value_parser = clap::value_parser!(u64).range(256..=(1 << 30)))]
+    dict_size: u64,
+}
+
+impl CompressArgs {
+    fn compression(&self) -> Option<Compression> {
+        self.compress.then(|| {
+            let mut compression = Compression::default();
+            compression.level = self.level;
+            compression.dictionary = !self.no_dict;
+            compression.dictionary_size = self.dict_size as usize;
+            compression.sample_bytes = compression.dictionary_size.saturating_mul(100);
+            compression
+        })
+    }
+
+    fn writer(&self, output: &Path) -> Result<WorkflowStoreWriter, Failure> {
+        Ok(match self.compression() {
+            Some(compression) => WorkflowStoreWriter::create_compressed(output, compression)?,
+            None => WorkflowStoreWriter::create(output)?,
+        })
+    }
 }
 
 type Failure = Box<dyn std::error::Error>;
@@ -100,12 +147,17 @@ fn main() -> ExitCode {
             dir,
             manifest,
             output,
-        } => pack(dir.as_deref(), manifest.as_deref(), &output),
+            compression,
+        } => pack(dir.as_deref(), manifest.as_deref(), &output, &compression),
         Command::List { file } => list(&file),
         Command::Get { file, id } => get(&file, &id),
         Command::Info { file } => info(&file),
         Command::Verify { file } => verify(&file),
-        Command::Upgrade { input, output } => upgrade(&input, &output),
+        Command::Upgrade {
+            input,
+            output,
+            compression,
+        } => upgrade(&input, &output, &compression),
         Command::Generate { count, seed, dir } => generate(count, seed, &dir),
     };
     match result {
@@ -185,10 +237,15 @@ fn sources(
     Ok(out)
 }
 
-fn pack(dir: Option<&Path>, manifest: Option<&Path>, output: &Path) -> Result<(), Failure> {
+fn pack(
+    dir: Option<&Path>,
+    manifest: Option<&Path>,
+    output: &Path,
+    compression: &CompressArgs,
+) -> Result<(), Failure> {
     let sources = sources(dir, manifest)?;
     let progress = bar(sources.len() as u64, "packing");
-    let mut writer = WorkflowStoreWriter::create(output)?;
+    let mut writer = compression.writer(output)?;
     for (id, path) in &sources {
         let data =
             std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -234,9 +291,9 @@ fn open(file: &Path) -> Result<MmapWorkflowStore, Failure> {
 fn list(file: &Path) -> Result<(), Failure> {
     let store = open(file)?;
     let mut out = std::io::stdout().lock();
-    for entry in store.entries() {
-        let (id, data) = entry.map_err(|e| format!("{}: {e}", file.display()))?;
-        writeln!(out, "{id}\t{}", data.len())?;
+    for entry in store.stored_entries() {
+        let (id, stored) = entry.map_err(|e| format!("{}: {e}", file.display()))?;
+        writeln!(out, "{id}\t{}", stored.len())?;
     }
     Ok(())
 }
@@ -245,22 +302,25 @@ fn get(file: &Path, id: &str) -> Result<(), Failure> {
     let id = parse_id(id)?;
     let store = open(file)?;
     let data = store
-        .try_get(&id)
-        .map_err(|e| format!("{}: workflow {id}: {e}", file.display()))?
+        .read(&id)?
         .ok_or_else(|| format!("{}: workflow {id}: no workflow has this id", file.display()))?;
     let mut out = std::io::stdout().lock();
-    out.write_all(data)?;
+    out.write_all(&data)?;
     out.flush()?;
     Ok(())
 }
 
 fn info(file: &Path) -> Result<(), Failure> {
     let store = open(file)?;
-    let payload: usize = store
-        .entries()
-        .filter_map(Result::ok)
-        .map(|(_, d)| d.len())
-        .sum();
+    let (mut payload, mut stored_bytes) = (0_u64, 0_u64);
+    for entry in store.stored_entries() {
+        let (_, stored) = entry.map_err(|e| format!("{}: {e}", file.display()))?;
+        payload += stored.len() as u64;
+        stored_bytes += match stored {
+            Stored::Plain(data) => data.len(),
+            Stored::Zstd(frame) => frame.frame.len(),
+        } as u64;
+    }
     println!("file:       {}", file.display());
     println!(
         "format:     version {}",
@@ -268,6 +328,8 @@ fn info(file: &Path) -> Result<(), Failure> {
             Version::V1 => "1 (entries only: lookups scan; `knhk-store upgrade` adds an index)",
             Version::V2 => "2 (indexed, 40-byte slots; `knhk-store upgrade` compacts the index)",
             Version::V3 => "3 (compact index: one cache line per lookup)",
+            Version::V4 => "4 (compact index, zstd-compressed workflows)",
+            _ => "(newer than this tool describes)",
         }
     );
     println!("workflows:  {}", store.len());
@@ -275,6 +337,26 @@ fn info(file: &Path) -> Result<(), Failure> {
         "size:       {} bytes ({payload} of workflow data)",
         store.size()
     );
+    if let Some(zstd) = store.compression() {
+        let ratio = |part: u64| {
+            if payload == 0 {
+                0.0
+            } else {
+                part as f64 / payload as f64
+            }
+        };
+        println!(
+            "compressed: {stored_bytes} bytes of frames, {:.3} of the data; file {:.3} of it",
+            ratio(stored_bytes),
+            ratio(store.size() as u64)
+        );
+        println!("level:      {}", zstd.level());
+        match zstd.dictionary() {
+            Some(dictionary) => println!("dictionary: {} bytes", dictionary.len()),
+            None => println!("dictionary: none"),
+        }
+        println!("largest:    {} bytes uncompressed", zstd.largest());
+    }
     Ok(())
 }
 
@@ -283,34 +365,41 @@ fn verify(file: &Path) -> Result<(), Failure> {
     // First every entry, with progress (this reads the file once); then the
     // full check of checksums and index against entries.
     let progress = bar(store.len() as u64, "reading");
-    for entry in store.entries() {
+    for entry in store.stored_entries() {
         entry.map_err(|e| format!("{}: {e}", file.display()))?;
         progress.inc(1);
     }
     progress.set_message("verifying");
-    store
-        .verify()
-        .map_err(|e| format!("{}: {e}", file.display()))?;
+    store.verify()?;
     progress.finish_and_clear();
     println!("{}: ok ({} workflows)", file.display(), store.len());
     Ok(())
 }
 
-fn upgrade(input: &Path, output: &Path) -> Result<(), Failure> {
+fn upgrade(input: &Path, output: &Path, compression: &CompressArgs) -> Result<(), Failure> {
     let store = open(input)?;
-    let progress = bar(store.len() as u64, "upgrading");
-    let mut writer = WorkflowStoreWriter::create(output)?;
-    for entry in store.entries() {
-        let (id, data) = entry.map_err(|e| format!("{}: {e}", input.display()))?;
-        writer.add(id, data)?;
+    let progress = bar(store.len() as u64, "rewriting");
+    let mut writer = compression.writer(output)?;
+    let ids = store.list_workflows();
+    if ids.len() != store.len() {
+        // Listing stops at the first damaged entry: name it.
+        if let Some(Err(e)) = store.stored_entries().find(Result::is_err) {
+            return Err(format!("{}: {e}", input.display()).into());
+        }
+    }
+    let mut data = Vec::new();
+    for id in ids {
+        store.read_into(&id, &mut data)?;
+        writer.add(id, &data)?;
         progress.inc(1);
     }
     let size = writer.finish()?;
     progress.finish_and_clear();
     eprintln!(
-        "wrote {} workflows to {} as version 3 ({size} bytes)",
+        "wrote {} workflows to {} as version {} ({size} bytes)",
         store.len(),
-        output.display()
+        output.display(),
+        if compression.compress { 4 } else { 3 }
     );
     Ok(())
 }

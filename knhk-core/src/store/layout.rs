@@ -93,8 +93,20 @@ pub const TRAILER_ID: [u8; 16] = *b"knhk.store.tail\x01";
 /// Reserved id of the checksum table (version 3).
 pub const CHECKSUMS_ID: [u8; 16] = *b"knhk.store.csum\x01";
 
+/// Reserved id of a compressed store's dictionary (version 4).
+pub const DICTIONARY_ID: [u8; 16] = *b"knhk.store.dict\x01";
+/// Reserved id of a compressed store's compression facts (version 4).
+pub const ZSTD_INFO_ID: [u8; 16] = *b"knhk.store.zinf\x01";
+
 /// The ids no workflow may use.
-pub const RESERVED_IDS: [[u8; 16]; 4] = [HEADER_ID, INDEX_ID, TRAILER_ID, CHECKSUMS_ID];
+pub const RESERVED_IDS: [[u8; 16]; 6] = [
+    HEADER_ID,
+    INDEX_ID,
+    TRAILER_ID,
+    CHECKSUMS_ID,
+    DICTIONARY_ID,
+    ZSTD_INFO_ID,
+];
 
 /// The version-2 header entry's data starts with this magic.
 pub const HEADER_MAGIC_V2: [u8; 8] = *b"KNHKWF\x00\x02";
@@ -106,8 +118,43 @@ pub const HEADER_LEN: usize = 16;
 /// Bytes of the whole header entry.
 pub const HEADER_SIZE: usize = FRAME + HEADER_LEN;
 
-/// The format version this crate writes.
+/// The format version this crate writes for an uncompressed store.
 pub const VERSION: u32 = 3;
+/// The format version of a compressed store: version 3's layout, its
+/// workflows zstd frames, with an optional dictionary and the compression
+/// facts. A reader that knows only versions 1 to 3 refuses it by version.
+pub const VERSION_COMPRESSED: u32 = 4;
+/// The version-4 header entry's data starts with this magic.
+pub const HEADER_MAGIC_V4: [u8; 8] = *b"KNHKWF\x00\x04";
+/// Version-4 flag (header and trailer): the workflows are zstd frames.
+/// Always set in version 4.
+pub const FLAG_ZSTD: u32 = 1;
+/// Version-4 flag: a dictionary entry follows the header, and every frame
+/// was compressed with it.
+pub const FLAG_DICTIONARY: u32 = 2;
+/// Every flag version 4 defines; a reader refuses any other bit.
+pub const FLAGS_V4: u32 = FLAG_ZSTD | FLAG_DICTIONARY;
+/// Bytes before a version-4 workflow's zstd frame: its uncompressed length,
+/// a little-endian `u32`.
+pub const RAW_LEN: usize = 4;
+/// Length of the compression facts entry's data.
+pub const ZSTD_INFO_LEN: usize = 32;
+/// Bytes of the whole compression facts entry: always just before the
+/// trailer entry in version 4.
+pub const ZSTD_INFO_SIZE: usize = FRAME + ZSTD_INFO_LEN;
+/// Field offsets within the compression facts (all `u64`).
+pub mod zstd_info {
+    /// The largest uncompressed length of any workflow: a reader sizes no
+    /// buffer beyond it.
+    pub const LARGEST: usize = 0;
+    /// The uncompressed lengths of all workflows, summed.
+    pub const TOTAL: usize = 8;
+    /// [`checksum`](super::checksum) of the dictionary's bytes (0 without
+    /// one).
+    pub const DICTIONARY_CHECKSUM: usize = 16;
+    /// The zstd level the writer used (informational; `i64`).
+    pub const LEVEL: usize = 24;
+}
 /// The version with the 40-byte-slot index, still read.
 pub const VERSION_2: u32 = 2;
 

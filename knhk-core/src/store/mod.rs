@@ -20,6 +20,8 @@ mod reader;
 mod writer;
 
 pub use reader::{Entries, GetMany, StoreError, StoreView, Version};
+#[cfg(feature = "store-zstd")]
+pub use reader::{Stored, StoredEntries, ZstdFrame, ZstdInfo};
 pub use writer::{
     rehash, IndexSlot, IndexStorage, Sink, SinkFull, SliceSink, StoreWriter, WriteError,
 };

@@ -17,6 +17,11 @@ use super::layout::{EMPTY, SLOT, SLOT_CHECKSUM, SLOT_LEN, SLOT_OFFSET};
 use super::prefetch;
 use crate::WorkflowSpecId;
 
+#[cfg(feature = "store-zstd")]
+mod compressed;
+#[cfg(feature = "store-zstd")]
+pub use compressed::{Stored, StoredEntries, ZstdFrame, ZstdInfo};
+
 /// What is wrong with a store file, and where.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -90,6 +95,22 @@ pub enum StoreError {
         /// The offending value.
         value: u64,
     },
+    /// The store's workflows are zstd frames (format version 4): a plain
+    /// lookup would hand out compressed bytes, so it refuses.
+    /// `StoreView::get_stored` hands out the frames; knhk-std's store
+    /// decompresses them.
+    Compressed,
+    /// A compressed workflow's entry has no uncompressed length before its
+    /// frame, or one above the largest the store records.
+    BadCompressedEntry {
+        /// Where the entry starts.
+        offset: u64,
+    },
+    /// A compressed store's dictionary does not match its checksum.
+    DictionaryChecksum {
+        /// Where the dictionary entry starts.
+        offset: u64,
+    },
 }
 
 impl fmt::Display for StoreError {
@@ -104,14 +125,27 @@ impl fmt::Display for StoreError {
                 "truncated store: the entry at offset {offset} needs {needed} bytes, \
                  but only {available} remain"
             ),
-            StoreError::UnsupportedVersion { version } if cfg!(feature = "store-v2") => write!(
-                f,
-                "store format version {version} is not supported (this reader knows 1, 2 and 3)"
-            ),
             StoreError::UnsupportedVersion { version } => write!(
                 f,
-                "store format version {version} is not supported (this reader knows 1 and 3; \
-                 version 2 needs knhk-core's `store-v2` feature)"
+                "store format version {version} is not supported (this reader knows 1{}, 3{}{})",
+                if cfg!(feature = "store-v2") {
+                    ", 2"
+                } else {
+                    ""
+                },
+                if cfg!(feature = "store-zstd") {
+                    " and 4"
+                } else {
+                    ""
+                },
+                match (cfg!(feature = "store-v2"), cfg!(feature = "store-zstd")) {
+                    (true, true) => "",
+                    (false, true) => "; version 2 needs knhk-core's `store-v2` feature",
+                    (true, false) =>
+                        "; version 4, compressed, needs knhk-core's `store-zstd` feature",
+                    (false, false) =>
+                        "; versions 2 and 4 need knhk-core's `store-v2` and `store-zstd` features",
+                }
             ),
             StoreError::TrailerChecksum { offset } => write!(
                 f,
@@ -151,6 +185,19 @@ impl fmt::Display for StoreError {
                     "store too large for this target: {value} does not fit in usize"
                 )
             }
+            StoreError::Compressed => f.write_str(
+                "the store's workflows are zstd-compressed: read them through a \
+                 decompressing reader (knhk-std's store) or as frames (get_stored)",
+            ),
+            StoreError::BadCompressedEntry { offset } => write!(
+                f,
+                "corrupt store: the compressed workflow at offset {offset} has no valid \
+                 uncompressed length"
+            ),
+            StoreError::DictionaryChecksum { offset } => write!(
+                f,
+                "corrupt store: the dictionary at offset {offset} does not match its checksum"
+            ),
         }
     }
 }
@@ -159,6 +206,7 @@ impl core::error::Error for StoreError {}
 
 /// Which format a view was parsed as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Version {
     /// The design document's plain entry list: lookups scan.
@@ -169,6 +217,9 @@ pub enum Version {
     /// knhk's compact index: lookups read one 64-byte bucket of 8-byte
     /// slots, then the entry.
     V3,
+    /// Version 3's index over zstd-compressed workflows (feature
+    /// `store-zstd`).
+    V4,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -195,6 +246,9 @@ struct BucketIndex {
     sums: usize,
     checksum: u64,
     trailer: usize,
+    /// Where the index and checksum tables end: the trailer's frame, or in
+    /// version 4 the compression facts' frame.
+    end: usize,
 }
 
 /// Version 2's index.
@@ -250,6 +304,9 @@ pub struct StoreView<'a> {
     buckets: &'a [[u8; BUCKET]],
     /// Data entries (excludes the reserved ones).
     len: usize,
+    /// Version 4's compression: its workflows are zstd frames.
+    #[cfg(feature = "store-zstd")]
+    zstd: Option<compressed::ZstdInfo<'a>>,
 }
 
 fn read_u64(bytes: &[u8], at: usize) -> Option<u64> {
@@ -324,6 +381,8 @@ impl<'a> StoreView<'a> {
                 };
                 return match read_u32(bytes, at + FRAME + trailer::VERSION).ok_or(bad)? {
                     layout::VERSION => StoreView::parse_v3(bytes, at),
+                    #[cfg(feature = "store-zstd")]
+                    layout::VERSION_COMPRESSED => StoreView::parse_v4(bytes, at),
                     #[cfg(feature = "store-v2")]
                     layout::VERSION_2 => StoreView::parse_v2(bytes, at),
                     version => Err(StoreError::UnsupportedVersion { version }),
@@ -354,36 +413,53 @@ impl<'a> StoreView<'a> {
         Ok(())
     }
 
-    /// Checks the header entry for `version`; returns where the workflows
-    /// start.
-    fn header(bytes: &[u8], version: u32, data_end: usize) -> Option<usize> {
+    /// Checks the header entry for `version` and `flags`; returns where
+    /// the workflows start.
+    fn header(bytes: &[u8], version: u32, flags: u32, data_end: usize) -> Option<usize> {
         let header = frame_at(bytes, 0).ok()?;
-        #[cfg(feature = "store-v2")]
-        let magic = if version == layout::VERSION_2 {
-            layout::HEADER_MAGIC_V2
-        } else {
-            layout::HEADER_MAGIC
+        let magic = match version {
+            #[cfg(feature = "store-v2")]
+            layout::VERSION_2 => layout::HEADER_MAGIC_V2,
+            #[cfg(feature = "store-zstd")]
+            layout::VERSION_COMPRESSED => layout::HEADER_MAGIC_V4,
+            _ => layout::HEADER_MAGIC,
         };
-        #[cfg(not(feature = "store-v2"))]
-        let magic = layout::HEADER_MAGIC;
         let ok = header.id == layout::HEADER_ID
             && header.len == layout::HEADER_LEN
             && bytes.get(header.data..header.data + 8) == Some(&magic[..])
             && read_u32(bytes, header.data + 8) == Some(version)
-            && read_u32(bytes, header.data + 12) == Some(0)
+            && read_u32(bytes, header.data + 12) == Some(flags)
             && header.next <= data_end;
         ok.then_some(header.next)
     }
 
     fn parse_v3(bytes: &'a [u8], at: usize) -> Result<StoreView<'a>, StoreError> {
+        StoreView::trailer_frame(bytes, at)?;
+        if read_u32(bytes, at + FRAME + trailer::FLAGS) != Some(0) {
+            return Err(StoreError::BadTrailer {
+                offset: at as u64,
+                field: "flags",
+            });
+        }
+        let (view, _) = StoreView::parse_buckets(bytes, at, at, layout::VERSION, 0)?;
+        Ok(view)
+    }
+
+    /// The bucket index and the region of a version-3 or version-4 store
+    /// whose trailer (at `at`) is checked, with its tables ending at `end`
+    /// (the trailer, or version 4's compression facts); also returns where
+    /// the header ends.
+    fn parse_buckets(
+        bytes: &'a [u8],
+        at: usize,
+        end: usize,
+        version: u32,
+        flags: u32,
+    ) -> Result<(StoreView<'a>, usize), StoreError> {
         let offset = at as u64;
         let bad = |field| StoreError::BadTrailer { offset, field };
-        StoreView::trailer_frame(bytes, at)?;
         let t = at + FRAME;
         let field = |f: usize| read_u64(bytes, t + f).ok_or(bad("length"));
-        if read_u32(bytes, t + trailer::FLAGS) != Some(0) {
-            return Err(bad("flags"));
-        }
         let entry_count = to_usize(field(trailer::ENTRY_COUNT)?)?;
         let index_frame = to_usize(field(trailer::INDEX_OFFSET)?)?;
         let home = field(trailer::INDEX_CAPACITY)?;
@@ -397,10 +473,10 @@ impl<'a> StoreView<'a> {
         let padding = layout::index_padding(index_frame as u64) as usize;
         let buckets = index_frame
             .checked_add(FRAME + padding)
-            .filter(|&b| b <= at)
+            .filter(|&b| b <= end)
             .ok_or(bad("index offset"))?;
         let tables = sums_len.checked_add(FRAME).ok_or(bad("entry count"))?;
-        let table = (at - buckets)
+        let table = (end - buckets)
             .checked_sub(tables)
             .ok_or(bad("index offset"))?;
         if !table.is_multiple_of(BUCKET) {
@@ -421,9 +497,9 @@ impl<'a> StoreView<'a> {
         }
         let sums = buckets + table + FRAME;
         let data_start =
-            StoreView::header(bytes, layout::VERSION, index_frame).ok_or(bad("header"))?;
+            StoreView::header(bytes, version, flags, index_frame).ok_or(bad("header"))?;
         let (buckets_table, _) = bytes[buckets..buckets + table].as_chunks::<BUCKET>();
-        Ok(StoreView {
+        let view = StoreView {
             bytes,
             version: Version::V3,
             buckets: buckets_table,
@@ -437,9 +513,11 @@ impl<'a> StoreView<'a> {
                 sums,
                 checksum,
                 trailer: at,
+                end,
             })),
             ..StoreView::indexed_region(bytes, data_start, index_frame, entry_count)
-        })
+        };
+        Ok((view, data_start))
     }
 
     /// The fields an indexed view shares: its workflows lie between the
@@ -460,6 +538,8 @@ impl<'a> StoreView<'a> {
             data: &bytes[data_start..index_frame],
             buckets: &[],
             len: entry_count,
+            #[cfg(feature = "store-zstd")]
+            zstd: None,
         }
     }
 
@@ -482,6 +562,8 @@ impl<'a> StoreView<'a> {
             data: bytes,
             buckets: &[],
             len,
+            #[cfg(feature = "store-zstd")]
+            zstd: None,
         })
     }
 
@@ -512,7 +594,7 @@ impl<'a> StoreView<'a> {
             return Err(bad("index offset"));
         }
         let data_start =
-            StoreView::header(bytes, layout::VERSION_2, index_frame).ok_or(bad("header"))?;
+            StoreView::header(bytes, layout::VERSION_2, 0, index_frame).ok_or(bad("header"))?;
         Ok(StoreView {
             bytes,
             version: Version::V2,
@@ -581,8 +663,22 @@ impl<'a> StoreView<'a> {
     /// fewer instructions a lookup takes, the more of them the CPU
     /// overlaps); on bare metal (`target_os = "none"`), where code size
     /// counts more, every lookup takes the one careful path.
+    ///
+    /// A compressed store (version 4) refuses with
+    /// [`StoreError::Compressed`] rather than hand out compressed bytes.
     #[cfg_attr(not(target_os = "none"), inline(always))]
     pub fn try_get(&self, id: &WorkflowSpecId) -> Result<Option<&'a [u8]>, StoreError> {
+        #[cfg(feature = "store-zstd")]
+        if self.zstd.is_some() {
+            return Err(StoreError::Compressed);
+        }
+        self.lookup(id)
+    }
+
+    /// [`try_get`](Self::try_get) whatever the store holds: the stored
+    /// bytes (a compressed store's length and frame).
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    fn lookup(&self, id: &WorkflowSpecId) -> Result<Option<&'a [u8]>, StoreError> {
         #[cfg(not(target_os = "none"))]
         if let Some(Index::Buckets(ix)) = &self.index {
             let key = id.as_bytes();
@@ -844,13 +940,17 @@ impl<'a> StoreView<'a> {
         Ok(None)
     }
 
-    /// The workflows in file order.
+    /// The workflows in file order. A compressed store's yields
+    /// [`StoreError::Compressed`] (its `stored_entries` hands out the
+    /// frames).
     pub fn entries(&self) -> Entries<'a> {
         Entries {
             bytes: self.bytes,
             at: self.data_start,
             end: self.data_end,
             failed: false,
+            #[cfg(feature = "store-zstd")]
+            compressed: self.zstd.is_some(),
         }
     }
 
@@ -897,7 +997,7 @@ impl<'a> StoreView<'a> {
             let (offset, frame) = entry?;
             let id = WorkflowSpecId::from_bytes(frame.id);
             entries += 1;
-            match self.try_get(&id)? {
+            match self.lookup(&id)? {
                 Some(found) if found.as_ptr() == self.bytes[frame.data..].as_ptr() => {}
                 Some(_) => {
                     return Err(StoreError::DuplicateId {
@@ -932,7 +1032,7 @@ impl<'a> StoreView<'a> {
             return Err(bad("index offset"));
         }
         let sums = frame_at(self.bytes, index.next).map_err(|_| bad("checksum table"))?;
-        if sums.id != layout::CHECKSUMS_ID || sums.data != ix.sums || sums.next != ix.trailer {
+        if sums.id != layout::CHECKSUMS_ID || sums.data != ix.sums || sums.next != ix.end {
             return Err(bad("checksum table"));
         }
         if self.bytes[ix.frame + FRAME..ix.buckets]
@@ -986,6 +1086,10 @@ impl<'a> StoreView<'a> {
                 offset: ix.trailer as u64,
                 field: "entry count",
             });
+        }
+        #[cfg(feature = "store-zstd")]
+        if let Some(info) = &self.zstd {
+            self.verify_compression(info, ix)?;
         }
         Ok(())
     }
@@ -1047,6 +1151,10 @@ pub struct GetMany<'a, 'i> {
     view: StoreView<'a>,
     ids: &'i [WorkflowSpecId],
     next: usize,
+    /// The bucket index the pipeline reads (`None`: every lookup through
+    /// [`StoreView::try_get`], for the other versions and compressed
+    /// stores).
+    fast: Option<BucketIndex>,
     /// The lookup of `ids[i]`, at `i % RING`.
     ring: [InFlight; RING],
 }
@@ -1080,13 +1188,20 @@ impl<'a, 'i> GetMany<'a, 'i> {
     pub const DATA_AHEAD: usize = 8;
 
     fn new(view: StoreView<'a>, ids: &'i [WorkflowSpecId]) -> GetMany<'a, 'i> {
+        let fast = match view.index {
+            #[cfg(feature = "store-zstd")]
+            Some(Index::Buckets(_)) if view.zstd.is_some() => None,
+            Some(Index::Buckets(ix)) => Some(ix),
+            _ => None,
+        };
         let mut many = GetMany {
             view,
             ids,
             next: 0,
+            fast,
             ring: [InFlight::default(); RING],
         };
-        if let Some(Index::Buckets(ix)) = view.index {
+        if let Some(ix) = fast {
             for i in 0..ids.len().min(Self::INDEX_AHEAD) {
                 many.hash_ahead(&ix, i);
             }
@@ -1159,7 +1274,7 @@ impl<'a> Iterator for GetMany<'a, '_> {
         let i = self.next;
         let id = self.ids.get(i)?;
         self.next = i + 1;
-        let Some(Index::Buckets(ix)) = self.view.index else {
+        let Some(ix) = self.fast else {
             if let Some(ahead) = self.ids.get(i + Self::INDEX_AHEAD) {
                 self.view.prefetch(ahead);
             }
@@ -1264,6 +1379,9 @@ pub struct Entries<'a> {
     at: usize,
     end: usize,
     failed: bool,
+    /// Refuse to hand out stored bytes as workflows.
+    #[cfg(feature = "store-zstd")]
+    compressed: bool,
 }
 
 impl Entries<'_> {
@@ -1296,6 +1414,14 @@ impl<'a> Iterator for Entries<'a> {
     type Item = Result<(WorkflowSpecId, &'a [u8]), StoreError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        #[cfg(feature = "store-zstd")]
+        if self.compressed {
+            if self.failed {
+                return None;
+            }
+            self.failed = true;
+            return Some(Err(StoreError::Compressed));
+        }
         let bytes = self.bytes;
         self.next_frame().map(|entry| {
             entry.map(|(_, frame)| {

@@ -45,6 +45,41 @@ fn write_v3(entries: &[(WorkflowSpecId, Vec<u8>)]) -> Vec<u8> {
     sink.0
 }
 
+/// A compressed store, its "frames" the data itself (the core never
+/// decompresses): each workflow records three times its length as its
+/// uncompressed length.
+#[cfg(feature = "store-zstd")]
+fn write_v4(entries: &[(WorkflowSpecId, Vec<u8>)], dictionary: Option<&[u8]>) -> Vec<u8> {
+    let mut sink = VecSink(Vec::new());
+    let mut writer = StoreWriter::new_compressed(
+        &mut sink,
+        Growing(vec![IndexSlot::EMPTY; 2]),
+        dictionary,
+        19,
+    )
+    .unwrap();
+    for (id, data) in entries {
+        writer.add_compressed(*id, 3 * data.len(), data).unwrap();
+    }
+    let len = writer.finish().unwrap();
+    assert_eq!(len as usize, sink.0.len());
+    sink.0
+}
+
+/// The files of every version this build reads, for the damage tests.
+fn every_version(entries: &[(WorkflowSpecId, Vec<u8>)]) -> Vec<(u32, Vec<u8>)> {
+    #[allow(unused_mut)]
+    let mut files = vec![(3, write_v3(entries))];
+    #[cfg(feature = "store-v2")]
+    files.push((2, write_v2(entries)));
+    #[cfg(feature = "store-zstd")]
+    {
+        files.push((4, write_v4(entries, Some(b"a shared dictionary"))));
+        files.push((4, write_v4(entries, None)));
+    }
+    files
+}
+
 /// Version 2, as knhk wrote it before version 3, written by hand from
 /// docs/store-format.md.
 #[cfg_attr(not(feature = "store-v2"), allow(dead_code))]
@@ -402,6 +437,18 @@ fn exercise(bytes: &[u8]) -> bool {
     for (n, many) in store.get_many(&probes).enumerate() {
         assert_eq!(many, store.try_get(&probes[n]));
     }
+    #[cfg(feature = "store-zstd")]
+    if store.is_compressed() {
+        let mut found = true;
+        for probe in &probes {
+            found &= store.get_stored(probe).is_ok();
+        }
+        let listed = store.stored_entries().all(|e| e.is_ok());
+        let dictionary = store
+            .compression()
+            .is_some_and(|c| c.check_dictionary().is_ok());
+        return store.verify().is_ok() && listed && found && dictionary;
+    }
     let listed = store.entries().all(|e| e.is_ok());
     let _ = store.len();
     store.verify().is_ok() && listed
@@ -409,11 +456,7 @@ fn exercise(bytes: &[u8]) -> bool {
 
 #[test]
 fn every_single_byte_change_is_caught_and_never_panics() {
-    let mut files = vec![(3, write_v3(&sample()))];
-    if cfg!(feature = "store-v2") {
-        files.push((2, write_v2(&sample())));
-    }
-    for (version, file) in files {
+    for (version, file) in every_version(&sample()) {
         assert!(exercise(&file));
         let step = if cfg!(miri) { 11 } else { 1 };
         for i in (0..file.len()).step_by(step) {
@@ -431,11 +474,7 @@ fn every_single_byte_change_is_caught_and_never_panics() {
 
 #[test]
 fn every_truncation_is_an_error_or_a_shorter_valid_v1_list() {
-    let mut files = vec![write_v3(&sample())];
-    if cfg!(feature = "store-v2") {
-        files.push(write_v2(&sample()));
-    }
-    for file in files {
+    for (_, file) in every_version(&sample()) {
         let step = if cfg!(miri) { 7 } else { 1 };
         for len in (0..file.len()).step_by(step) {
             // A cut at a frame boundary is a valid (shorter) version-1 list;
@@ -453,11 +492,161 @@ fn unknown_versions_are_refused_by_name() {
     let mut file = write_v3(&sample());
     let t = file.len() - layout::TRAILER_SIZE + layout::FRAME;
     file[t + layout::trailer::VERSION..t + layout::trailer::VERSION + 4]
-        .copy_from_slice(&4_u32.to_le_bytes());
+        .copy_from_slice(&5_u32.to_le_bytes());
     assert_eq!(
         StoreView::parse(&file).unwrap_err(),
-        StoreError::UnsupportedVersion { version: 4 }
+        StoreError::UnsupportedVersion { version: 5 }
     );
+}
+
+/// A small compressed store as `write_v4` writes it (with the dictionary
+/// `b"a shared dictionary"`), kept as bytes so that a build without
+/// `store-zstd` (the reader that does not know compression) is tested on
+/// it too.
+const COMPRESSED_FIXTURE: &[u8] = include_bytes!("fixtures/compressed.v4");
+
+#[test]
+#[cfg(not(feature = "store-zstd"))]
+fn a_reader_without_compression_refuses_a_compressed_store_by_version() {
+    let err = StoreView::parse(COMPRESSED_FIXTURE).unwrap_err();
+    assert_eq!(err, StoreError::UnsupportedVersion { version: 4 });
+    assert!(err.to_string().contains("store-zstd"), "{err}");
+    // A version-1 scanner still walks it: every entry is framed.
+    let frames = scan_v1(COMPRESSED_FIXTURE);
+    assert_eq!(frames.first().map(|f| f.0), Some(layout::HEADER_ID));
+    assert_eq!(frames.last().map(|f| f.0), Some(layout::TRAILER_ID));
+}
+
+#[test]
+#[cfg(feature = "store-zstd")]
+fn the_compressed_fixture_is_what_the_writer_writes() {
+    let file = write_v4(&sample(), Some(b"a shared dictionary"));
+    if std::env::var_os("KNHK_WRITE_FIXTURES").is_some() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src/store/fixtures/compressed.v4"
+        );
+        std::fs::write(path, &file).unwrap();
+        return;
+    }
+    assert_eq!(
+        file, COMPRESSED_FIXTURE,
+        "the format changed: rerun this test with KNHK_WRITE_FIXTURES=1"
+    );
+}
+
+#[test]
+#[cfg(feature = "store-zstd")]
+fn version_4_hands_out_frames_and_never_compressed_bytes_as_workflows() {
+    for dictionary in [Some(&b"a shared dictionary"[..]), None] {
+        let file = write_v4(&sample(), dictionary);
+        let store = StoreView::parse(&file).unwrap();
+        assert_eq!(store.version(), Version::V4);
+        assert!(store.is_compressed());
+        assert_eq!(store.len(), 4);
+        let info = *store.compression().unwrap();
+        assert_eq!(info.dictionary(), dictionary);
+        info.check_dictionary().unwrap();
+        assert_eq!(info.largest(), 3 * 42);
+        assert_eq!(info.total(), 3 * (18 + 4 + 42));
+        assert_eq!(info.level(), 19);
+        for (id, data) in sample() {
+            let expected = Stored::Zstd(ZstdFrame {
+                frame: &data,
+                len: 3 * data.len(),
+            });
+            assert_eq!(store.get_stored(&id), Ok(Some(expected)));
+            assert_eq!(store.try_get(&id), Err(StoreError::Compressed));
+            assert_eq!(store.get(&id), None);
+        }
+        assert_eq!(store.get_stored(&id(9)), Ok(None));
+        let many: Vec<_> = store.get_many(&[id(1), id(9)]).collect();
+        assert_eq!(
+            many,
+            [Err(StoreError::Compressed), Err(StoreError::Compressed)]
+        );
+        assert_eq!(
+            store.entries().collect::<Vec<_>>(),
+            [Err(StoreError::Compressed)]
+        );
+        let listed: Vec<_> = store.stored_entries().map(|e| e.unwrap().0).collect();
+        assert_eq!(listed, [id(1), id(2), id(3), id(4)], "file order");
+        store.verify().unwrap();
+        // Uncompressed stores hand out plain data through the same call.
+        let plain = write_v3(&sample());
+        let plain = StoreView::parse(&plain).unwrap();
+        assert_eq!(
+            plain.get_stored(&id(1)),
+            Ok(Some(Stored::Plain(b"sequence: a then b")))
+        );
+        assert!(plain.compression().is_none());
+    }
+}
+
+#[test]
+#[cfg(feature = "store-zstd")]
+fn compressed_writers_refuse_the_wrong_kind_of_entry() {
+    let mut sink = VecSink(Vec::new());
+    let mut writer =
+        StoreWriter::new_compressed(&mut sink, Growing(vec![IndexSlot::EMPTY; 2]), None, 3)
+            .unwrap();
+    assert_eq!(writer.add(id(1), b"plain"), Err(WriteError::Compressed));
+    if let Ok(huge) = usize::try_from(u64::from(u32::MAX) + 1) {
+        assert_eq!(
+            writer.add_compressed(id(1), huge, b"frame"),
+            Err(WriteError::WorkflowTooLarge {
+                len: u64::from(u32::MAX) + 1
+            })
+        );
+    }
+    assert!(writer.is_empty());
+    let mut sink = VecSink(Vec::new());
+    let mut plain = StoreWriter::new(&mut sink, Growing(vec![IndexSlot::EMPTY; 2])).unwrap();
+    assert_eq!(
+        plain.add_compressed(id(1), 5, b"frame"),
+        Err(WriteError::Uncompressed)
+    );
+}
+
+#[test]
+#[cfg(feature = "store-zstd")]
+fn hostile_compression_facts_are_refused() {
+    let file = write_v4(&sample(), Some(b"a shared dictionary"));
+    let info = file.len() - layout::TRAILER_SIZE - layout::ZSTD_INFO_SIZE + layout::FRAME;
+    // A smaller largest length than a frame records: the frame is refused
+    // at lookup, and verify names the facts.
+    let mut bad = file.clone();
+    bad[info..info + 8].copy_from_slice(&10_u64.to_le_bytes());
+    let store = StoreView::parse(&bad).unwrap();
+    assert!(matches!(
+        store.get_stored(&id(4)),
+        Err(StoreError::BadCompressedEntry { .. })
+    ));
+    assert!(store.verify().is_err());
+    // A largest length past what a frame can record: refused at open.
+    let mut bad = file.clone();
+    bad[info..info + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+    assert!(matches!(
+        StoreView::parse(&bad),
+        Err(StoreError::BadTrailer {
+            field: "compression facts",
+            ..
+        })
+    ));
+    // A damaged dictionary is named.
+    let mut bad = file.clone();
+    let dict = layout::HEADER_SIZE + layout::FRAME;
+    bad[dict] ^= 1;
+    let store = StoreView::parse(&bad).unwrap();
+    assert!(matches!(
+        store.compression().unwrap().check_dictionary(),
+        Err(StoreError::DictionaryChecksum { .. })
+    ));
+    // Flags the version does not define.
+    let mut bad = file;
+    let t = bad.len() - layout::TRAILER_SIZE + layout::FRAME + layout::trailer::FLAGS;
+    bad[t] |= 4;
+    assert!(StoreView::parse(&bad).is_err());
 }
 
 #[test]
@@ -536,6 +725,21 @@ proptest! {
         let mut files = vec![write_v3(&entries), write_v1(&entries)];
         if cfg!(feature = "store-v2") {
             files.push(write_v2(&entries));
+        }
+        #[cfg(feature = "store-zstd")]
+        for dictionary in [Some(&b"dictionary"[..]), None] {
+            let file = write_v4(&entries, dictionary);
+            let store = StoreView::parse(&file).unwrap();
+            prop_assert_eq!(store.len(), entries.len());
+            for (id, data) in &entries {
+                let frame = ZstdFrame { frame: data, len: 3 * data.len() };
+                prop_assert_eq!(store.get_stored(id), Ok(Some(Stored::Zstd(frame))));
+            }
+            let probe = WorkflowSpecId::from_bytes(probe);
+            if !entries.iter().any(|(i, _)| *i == probe) {
+                prop_assert_eq!(store.get_stored(&probe), Ok(None));
+            }
+            prop_assert!(store.verify().is_ok());
         }
         for file in files {
             let store = StoreView::parse(&file).unwrap();

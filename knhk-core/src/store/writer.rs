@@ -282,6 +282,17 @@ pub enum WriteError<E> {
         /// Where the workflow's frame would start.
         offset: u64,
     },
+    /// `add` on a writer of a compressed store: add zstd frames with
+    /// `add_compressed`.
+    Compressed,
+    /// `add_compressed` on a writer of an uncompressed store.
+    Uncompressed,
+    /// A compressed store records uncompressed lengths of at most
+    /// `u32::MAX` bytes.
+    WorkflowTooLarge {
+        /// The workflow's uncompressed length.
+        len: u64,
+    },
 }
 
 impl<E: fmt::Display> fmt::Display for WriteError<E> {
@@ -308,25 +319,62 @@ impl<E: fmt::Display> fmt::Display for WriteError<E> {
                 "the store would reach offset {offset}, past the {} bytes its index can address",
                 layout::MAX_OFFSET
             ),
+            WriteError::Compressed => f.write_str(
+                "this writer makes a compressed store: add zstd frames with add_compressed",
+            ),
+            WriteError::Uncompressed => f.write_str(
+                "this writer makes an uncompressed store: add workflows with add",
+            ),
+            WriteError::WorkflowTooLarge { len } => write!(
+                f,
+                "a workflow of {len} bytes is past the {} a compressed store records",
+                u32::MAX
+            ),
         }
     }
 }
 
 impl<E: fmt::Debug + fmt::Display> core::error::Error for WriteError<E> {}
 
-/// Writes a version-3 store, streaming. See [`StoreView`](super::StoreView)
-/// for an example.
+/// Writes a version-3 store, streaming (or, with feature `store-zstd`
+/// and [`new_compressed`](Self::new_compressed), a compressed version-4
+/// one). See [`StoreView`](super::StoreView) for an example.
 pub struct StoreWriter<S: Sink, I: IndexStorage> {
     sink: S,
     index: I,
     count: usize,
     offset: u64,
+    /// A compressed store's facts so far.
+    #[cfg(feature = "store-zstd")]
+    zstd: Option<ZstdFacts>,
+}
+
+/// What a compressed store's writer records as it goes.
+#[cfg(feature = "store-zstd")]
+#[derive(Clone, Copy, Debug)]
+struct ZstdFacts {
+    flags: u32,
+    largest: u64,
+    total: u64,
+    dictionary_checksum: u64,
+    level: i64,
 }
 
 impl<S: Sink, I: IndexStorage> StoreWriter<S, I> {
     /// Starts a store in `sink`, building the index in `index`, and writes
     /// the header.
-    pub fn new(sink: S, mut index: I) -> Result<Self, WriteError<S::Error>> {
+    pub fn new(sink: S, index: I) -> Result<Self, WriteError<S::Error>> {
+        StoreWriter::start(sink, index, layout::HEADER_MAGIC, layout::VERSION, 0)
+    }
+
+    /// Checks the index storage and writes the header.
+    fn start(
+        sink: S,
+        mut index: I,
+        magic: [u8; 8],
+        version: u32,
+        flags: u32,
+    ) -> Result<Self, WriteError<S::Error>> {
         let capacity = index.slots().len();
         if !capacity.is_power_of_two() || capacity < 2 {
             return Err(WriteError::BadIndexCapacity { capacity });
@@ -337,21 +385,66 @@ impl<S: Sink, I: IndexStorage> StoreWriter<S, I> {
             index,
             count: 0,
             offset: 0,
+            #[cfg(feature = "store-zstd")]
+            zstd: None,
         };
         let mut header = [0_u8; layout::HEADER_LEN];
-        header[..8].copy_from_slice(&layout::HEADER_MAGIC);
-        header[8..12].copy_from_slice(&layout::VERSION.to_le_bytes());
-        writer.frame(&layout::HEADER_ID, &header)?;
+        header[..8].copy_from_slice(&magic);
+        header[8..12].copy_from_slice(&version.to_le_bytes());
+        header[12..16].copy_from_slice(&flags.to_le_bytes());
+        writer.frame(&layout::HEADER_ID, &[&header])?;
         Ok(writer)
     }
 
-    fn frame(&mut self, id: &[u8; 16], data: &[u8]) -> Result<(), WriteError<S::Error>> {
+    /// Starts a compressed (version-4) store in `sink`: its workflows are
+    /// zstd frames, added with [`add_compressed`](Self::add_compressed),
+    /// compressed with `dictionary` if there is one (written right after
+    /// the header), at `level` (recorded for information). knhk-core does
+    /// not compress: knhk-std's writer does, and trains the dictionary.
+    #[cfg(feature = "store-zstd")]
+    pub fn new_compressed(
+        sink: S,
+        index: I,
+        dictionary: Option<&[u8]>,
+        level: i32,
+    ) -> Result<Self, WriteError<S::Error>> {
+        let flags = layout::FLAG_ZSTD
+            | if dictionary.is_some() {
+                layout::FLAG_DICTIONARY
+            } else {
+                0
+            };
+        let mut writer = StoreWriter::start(
+            sink,
+            index,
+            layout::HEADER_MAGIC_V4,
+            layout::VERSION_COMPRESSED,
+            flags,
+        )?;
+        if let Some(dictionary) = dictionary {
+            writer.frame(&layout::DICTIONARY_ID, &[dictionary])?;
+        }
+        writer.zstd = Some(ZstdFacts {
+            flags,
+            largest: 0,
+            total: 0,
+            dictionary_checksum: dictionary.map_or(0, layout::checksum),
+            level: i64::from(level),
+        });
+        Ok(writer)
+    }
+
+    /// Writes one frame whose data is `parts`, one after the other.
+    fn frame(&mut self, id: &[u8; 16], parts: &[&[u8]]) -> Result<(), WriteError<S::Error>> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
         self.sink.write_all(id).map_err(WriteError::Sink)?;
         self.sink
-            .write_all(&(data.len() as u64).to_le_bytes())
+            .write_all(&(len as u64).to_le_bytes())
             .map_err(WriteError::Sink)?;
-        self.sink.write_all(data).map_err(WriteError::Sink)?;
-        self.offset += (FRAME + data.len()) as u64;
+        for part in parts {
+            self.sink.write_all(part).map_err(WriteError::Sink)?;
+        }
+        self.offset += (FRAME + len) as u64;
         Ok(())
     }
 
@@ -368,6 +461,41 @@ impl<S: Sink, I: IndexStorage> StoreWriter<S, I> {
     /// Adds a workflow. Refuses a duplicate or reserved id without writing
     /// anything. If the sink fails, the output is incomplete: discard it.
     pub fn add(&mut self, id: WorkflowSpecId, data: &[u8]) -> Result<(), WriteError<S::Error>> {
+        #[cfg(feature = "store-zstd")]
+        if self.zstd.is_some() {
+            return Err(WriteError::Compressed);
+        }
+        self.add_parts(id, &[data])
+    }
+
+    /// Adds a workflow to a compressed store: `frame` is its zstd frame
+    /// (made without a dictionary id, content size or checksum, with the
+    /// store's dictionary if it has one) and `len` its uncompressed length,
+    /// which the store records before the frame.
+    #[cfg(feature = "store-zstd")]
+    pub fn add_compressed(
+        &mut self,
+        id: WorkflowSpecId,
+        len: usize,
+        frame: &[u8],
+    ) -> Result<(), WriteError<S::Error>> {
+        let Some(mut facts) = self.zstd else {
+            return Err(WriteError::Uncompressed);
+        };
+        let raw =
+            u32::try_from(len).map_err(|_| WriteError::WorkflowTooLarge { len: len as u64 })?;
+        self.add_parts(id, &[&raw.to_le_bytes(), frame])?;
+        facts.largest = facts.largest.max(u64::from(raw));
+        facts.total += u64::from(raw);
+        self.zstd = Some(facts);
+        Ok(())
+    }
+
+    fn add_parts(
+        &mut self,
+        id: WorkflowSpecId,
+        parts: &[&[u8]],
+    ) -> Result<(), WriteError<S::Error>> {
         let key = *id.as_bytes();
         if layout::RESERVED_IDS.contains(&key) {
             return Err(WriteError::ReservedId { id });
@@ -381,11 +509,19 @@ impl<S: Sink, I: IndexStorage> StoreWriter<S, I> {
             let capacity = self.index.slots().len();
             return Err(WriteError::IndexFull { capacity });
         }
+        let checksum = match parts {
+            [data] => layout::checksum(data),
+            _ => {
+                let mut sum = layout::Checksum::new(parts.iter().map(|p| p.len()).sum());
+                parts.iter().for_each(|p| sum.update(p));
+                sum.finish()
+            }
+        };
         let slot = IndexSlot {
             id: key,
             hash: layout::slot_hash(&key),
             offset: self.offset,
-            checksum: layout::checksum(data),
+            checksum,
         };
         match place(self.index.slots(), slot) {
             Ok(_) => {}
@@ -397,7 +533,7 @@ impl<S: Sink, I: IndexStorage> StoreWriter<S, I> {
         }
         // After a sink error the output holds a partial frame: the writer's
         // result is unusable, and the caller starts over.
-        self.frame(&key, data)?;
+        self.frame(&key, parts)?;
         self.count += 1;
         Ok(())
     }
@@ -431,7 +567,16 @@ impl<S: Sink, I: IndexStorage> StoreWriter<S, I> {
         let padding = layout::index_padding(index_offset);
         let index_len = padding + buckets * layout::BUCKET as u64;
         let sums_len = 8 * count as u64;
-        let covered = FRAME as u64 + index_len + FRAME as u64 + sums_len;
+        #[cfg(feature = "store-zstd")]
+        let facts = self.zstd;
+        #[cfg(not(feature = "store-zstd"))]
+        let facts: Option<core::convert::Infallible> = None;
+        let info_size = if facts.is_some() {
+            layout::ZSTD_INFO_SIZE as u64
+        } else {
+            0
+        };
+        let covered = FRAME as u64 + index_len + FRAME as u64 + sums_len + info_size;
         let mut meta = layout::Checksum::new(covered as usize);
         let mut emit = |sink: &mut S, bytes: &[u8]| {
             meta.update(bytes);
@@ -452,11 +597,37 @@ impl<S: Sink, I: IndexStorage> StoreWriter<S, I> {
         for slot in entries {
             emit(&mut self.sink, &slot.checksum.to_le_bytes())?;
         }
+        let (version, flags) = match facts {
+            #[cfg(feature = "store-zstd")]
+            Some(facts) => {
+                let mut info = [0_u8; layout::ZSTD_INFO_LEN];
+                let fields = [
+                    (layout::zstd_info::LARGEST, facts.largest),
+                    (layout::zstd_info::TOTAL, facts.total),
+                    (
+                        layout::zstd_info::DICTIONARY_CHECKSUM,
+                        facts.dictionary_checksum,
+                    ),
+                    (layout::zstd_info::LEVEL, facts.level as u64),
+                ];
+                for (at, value) in fields {
+                    info[at..at + 8].copy_from_slice(&value.to_le_bytes());
+                }
+                emit(&mut self.sink, &layout::ZSTD_INFO_ID)?;
+                emit(&mut self.sink, &(info.len() as u64).to_le_bytes())?;
+                emit(&mut self.sink, &info)?;
+                (layout::VERSION_COMPRESSED, facts.flags)
+            }
+            #[cfg(not(feature = "store-zstd"))]
+            Some(never) => match never {},
+            None => (layout::VERSION, 0_u32),
+        };
         self.offset += covered;
 
         let mut t = [0_u8; layout::TRAILER_LEN];
         t[trailer::MAGIC..trailer::MAGIC + 8].copy_from_slice(&layout::TRAILER_MAGIC);
-        t[trailer::VERSION..trailer::VERSION + 4].copy_from_slice(&layout::VERSION.to_le_bytes());
+        t[trailer::VERSION..trailer::VERSION + 4].copy_from_slice(&version.to_le_bytes());
+        t[trailer::FLAGS..trailer::FLAGS + 4].copy_from_slice(&flags.to_le_bytes());
         let fields = [
             (trailer::ENTRY_COUNT, count as u64),
             (trailer::INDEX_OFFSET, index_offset),
@@ -469,7 +640,7 @@ impl<S: Sink, I: IndexStorage> StoreWriter<S, I> {
         }
         let own = layout::checksum(&t[..trailer::TRAILER_CHECKSUM]);
         t[trailer::TRAILER_CHECKSUM..].copy_from_slice(&own.to_le_bytes());
-        self.frame(&layout::TRAILER_ID, &t)?;
+        self.frame(&layout::TRAILER_ID, &[&t])?;
         Ok((self.sink, self.offset))
     }
 }

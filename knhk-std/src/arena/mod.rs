@@ -479,6 +479,34 @@ impl ArenaAllocator {
         Ok(self.boxed(slice))
     }
 
+    /// A slice of `len` copies of `value` (`len` zeroed bytes, say).
+    ///
+    /// ```
+    /// use knhk_std::arena::ArenaAllocator;
+    ///
+    /// let arena = ArenaAllocator::with_capacity(1024)?;
+    /// let zeros = arena.alloc_slice_fill_copy(4, 0_u8)?;
+    /// assert_eq!(&*zeros, &[0, 0, 0, 0]);
+    /// # Ok::<(), knhk_std::arena::ArenaError>(())
+    /// ```
+    pub fn alloc_slice_fill_copy<T: Copy>(
+        &self,
+        len: usize,
+        value: T,
+    ) -> Result<ArenaBox<'_, [T]>, ArenaError> {
+        let layout = Layout::array::<T>(len).map_err(|_| core_arena::ArenaError::SizeOverflow {
+            elem_size: core::mem::size_of::<T>(),
+            len,
+        })?;
+        let data = self.alloc_layout(layout)?.cast::<T>();
+        for i in 0..len {
+            // SAFETY: `data` is fresh, aligned memory for `len` values of
+            // `T`, and `i < len`.
+            unsafe { data.as_ptr().add(i).write(value) };
+        }
+        Ok(self.boxed(NonNull::slice_from_raw_parts(data, len)))
+    }
+
     /// Copies a string into the arena.
     pub fn alloc_str(&self, src: &str) -> Result<ArenaBox<'_, str>, ArenaError> {
         let bytes = self.copy_slice(src.as_bytes())?;

@@ -5,6 +5,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use knhk_core::store::{StoreError, WriteError};
+use knhk_core::WorkflowSpecId;
+
+use super::compress::DecompressError;
 
 /// A store file could not be opened or written.
 #[derive(Debug)]
@@ -35,6 +38,16 @@ pub enum StorageError {
         /// What the writer refused.
         source: WriteError<io::Error>,
     },
+    /// A compressed workflow (or the store's dictionary, with no `id`)
+    /// could not be decompressed.
+    Decompress {
+        /// The file.
+        path: PathBuf,
+        /// The workflow (`None`: the store's dictionary).
+        id: Option<WorkflowSpecId>,
+        /// What went wrong.
+        source: DecompressError,
+    },
 }
 
 impl fmt::Display for StorageError {
@@ -47,6 +60,16 @@ impl fmt::Display for StorageError {
             } => write!(f, "cannot {action} {}: {source}", path.display()),
             StorageError::Corrupt { path, source } => write!(f, "{}: {source}", path.display()),
             StorageError::Write { path, source } => write!(f, "{}: {source}", path.display()),
+            StorageError::Decompress {
+                path,
+                id: Some(id),
+                source,
+            } => write!(f, "{}: workflow {id}: {source}", path.display()),
+            StorageError::Decompress {
+                path,
+                id: None,
+                source,
+            } => write!(f, "{}: {source}", path.display()),
         }
     }
 }
@@ -57,6 +80,7 @@ impl std::error::Error for StorageError {
             StorageError::Io { source, .. } => Some(source),
             StorageError::Corrupt { source, .. } => Some(source),
             StorageError::Write { source, .. } => Some(source),
+            StorageError::Decompress { source, .. } => Some(source),
         }
     }
 }

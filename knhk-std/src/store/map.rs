@@ -1,16 +1,18 @@
 //! [`MmapWorkflowStore`]: a store file mapped into memory, and its batched
 //! lookups.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use knhk_core::store::{StoreError, StoreView, Version};
+use knhk_core::store::{StoreError, StoreView, Stored, Version, ZstdInfo};
 use knhk_core::WorkflowSpecId;
 use memmap2::Mmap;
 
+use super::compress::{Decoder, StoreOrFrame, WorkflowArena};
 use super::error::{io_error, StorageError};
 
 /// A workflow store mapped into memory.
@@ -22,6 +24,22 @@ use super::error::{io_error, StorageError};
 /// overlaps the memory latency of a whole batch of lookups. Lookups return slices of the mapping: no copy. The data is
 /// advised as randomly accessed (`MADV_RANDOM`), and
 /// [`prefetch_index`](Self::prefetch_index) asks for the index to be read in.
+///
+/// # Compressed stores
+///
+/// A version-4 file's workflows are zstd frames
+/// ([`WorkflowStoreWriter::create_compressed`](super::WorkflowStoreWriter::create_compressed)).
+/// It opens in O(1) as well (its dictionary is checked and digested once),
+/// and is read through the calls that can hand out decompressed bytes:
+/// [`get_workflow`](Self::get_workflow) and
+/// [`get_workflow_str`](Self::get_workflow_str) (owned data, a `Cow`),
+/// [`read_into`](Self::read_into) (a `Vec` you reuse) and
+/// [`read_in`](Self::read_in) (an arena: no heap allocation). The
+/// borrowing lookups ([`get`](Self::get), [`try_get`](Self::try_get),
+/// [`get_many`](Self::get_many)) cannot hand out a decompressed workflow:
+/// on a compressed store `try_get` says [`StoreError::Compressed`] and
+/// `get` gives `None`. Decompression runs in a context kept per thread,
+/// and never writes more than the length the store records.
 ///
 /// ```
 /// use knhk_std::store::{MmapWorkflowStore, WorkflowStoreWriter};
@@ -40,7 +58,7 @@ use super::error::{io_error, StorageError};
 /// let store = MmapWorkflowStore::new(&path)?;
 /// let workflow = store.get_workflow(&spec_id);
 /// let workflows = store.list_workflows();
-/// assert_eq!(workflow, Some(&b"<workflow name='approve'/>"[..]));
+/// assert_eq!(workflow.as_deref(), Some(&b"<workflow name='approve'/>"[..]));
 /// assert_eq!(workflows, vec![spec_id]);
 /// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -49,6 +67,8 @@ pub struct MmapWorkflowStore {
     mapped: Mapped,
     /// Version 1 only: where each workflow's data is in the map.
     scanned: Option<HashMap<WorkflowSpecId, (usize, usize)>>,
+    /// Version 4 only: the digested dictionary.
+    decoder: Option<Decoder>,
     path: PathBuf,
 }
 
@@ -122,10 +142,22 @@ impl MmapWorkflowStore {
         } else {
             None
         };
+        let decoder = match view.compression() {
+            Some(info) => Some(Decoder::new(info).map_err(|e| match e {
+                StoreOrFrame::Store(source) => corrupt(source),
+                StoreOrFrame::Frame(source) => StorageError::Decompress {
+                    path: path.to_path_buf(),
+                    id: None,
+                    source,
+                },
+            })?),
+            None => None,
+        };
 
         Ok(MmapWorkflowStore {
             mapped,
             scanned,
+            decoder,
             path: path.to_path_buf(),
         })
     }
@@ -138,6 +170,8 @@ impl MmapWorkflowStore {
 
     /// The workflow with this id, if there is one; damage the lookup runs
     /// into counts as absence ([`try_get`](Self::try_get) tells them apart).
+    /// A slice of the map: on a compressed store, `None` (read those with
+    /// [`get_workflow`](Self::get_workflow) or [`read_into`](Self::read_into)).
     #[inline]
     pub fn get(&self, id: &WorkflowSpecId) -> Option<&[u8]> {
         self.try_get(id).ok().flatten()
@@ -145,7 +179,8 @@ impl MmapWorkflowStore {
 
     /// The workflow with this id, `Ok(None)` if there is none, or the damage
     /// the lookup ran into. In a version-3 file it reads one 64-byte index
-    /// bucket and the entry.
+    /// bucket and the entry. A compressed store refuses with
+    /// [`StoreError::Compressed`].
     #[inline]
     pub fn try_get(&self, id: &WorkflowSpecId) -> Result<Option<&[u8]>, StoreError> {
         match &self.scanned {
@@ -199,16 +234,192 @@ impl MmapWorkflowStore {
         }
     }
 
-    /// The design document's name for [`get`](Self::get).
-    #[inline]
-    pub fn get_workflow(&self, id: &WorkflowSpecId) -> Option<&[u8]> {
-        self.get(id)
+    /// The design document's lookup, for every format: the workflow,
+    /// borrowed from the map, or decompressed (owned) from a compressed
+    /// store; `None` if there is none or it cannot be read
+    /// ([`read`](Self::read) says why).
+    ///
+    /// The design returned a borrowed slice; a compressed workflow has no
+    /// bytes in the map to borrow, so this is a `Cow` (compare with
+    /// `.as_deref()`).
+    pub fn get_workflow(&self, id: &WorkflowSpecId) -> Option<Cow<'_, [u8]>> {
+        self.read(id).ok().flatten()
     }
 
-    /// The design document's text form of [`get`](Self::get): the workflow
-    /// if there is one and it is UTF-8.
-    pub fn get_workflow_str(&self, id: &WorkflowSpecId) -> Option<&str> {
-        self.get(id).and_then(|data| std::str::from_utf8(data).ok())
+    /// The design document's text form of [`get_workflow`](Self::get_workflow):
+    /// the workflow if there is one and it is UTF-8.
+    pub fn get_workflow_str(&self, id: &WorkflowSpecId) -> Option<Cow<'_, str>> {
+        match self.get_workflow(id)? {
+            Cow::Borrowed(data) => std::str::from_utf8(data).ok().map(Cow::Borrowed),
+            Cow::Owned(data) => String::from_utf8(data).ok().map(Cow::Owned),
+        }
+    }
+
+    /// The workflow with this id, in every format: borrowed from the map,
+    /// or decompressed into a new `Vec`; `Ok(None)` if there is none, or
+    /// what stopped the read.
+    pub fn read(&self, id: &WorkflowSpecId) -> Result<Option<Cow<'_, [u8]>>, StorageError> {
+        match self.get_stored(id).map_err(|e| self.corrupt(e))? {
+            None => Ok(None),
+            Some(Stored::Plain(data)) => Ok(Some(Cow::Borrowed(data))),
+            Some(Stored::Zstd(frame)) => {
+                let mut out = Vec::new();
+                self.decoder()?
+                    .decompress_into_vec(&frame, &mut out)
+                    .map_err(|e| self.decompress_error(id, e))?;
+                Ok(Some(Cow::Owned(out)))
+            }
+        }
+    }
+
+    /// Reads the workflow with this id into `out` (cleared first; its
+    /// capacity is reused, so a loop over many reads allocates only when a
+    /// workflow is longer than any before). `Ok(false)` if there is none.
+    /// Works on every format (an uncompressed workflow is copied).
+    ///
+    /// ```
+    /// use knhk_std::store::{Compression, MmapWorkflowStore, WorkflowStoreWriter};
+    /// use knhk_std::WorkflowSpecId;
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("knhk-doc-read-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let path = dir.join("workflows.store");
+    /// let mut writer = WorkflowStoreWriter::create_compressed(&path, Compression::default())?;
+    /// writer.add(WorkflowSpecId::from_bytes([1; 16]), b"<net id='approve'/>")?;
+    /// writer.finish()?;
+    ///
+    /// let store = MmapWorkflowStore::new(&path)?;
+    /// let mut spec = Vec::new();
+    /// assert!(store.read_into(&WorkflowSpecId::from_bytes([1; 16]), &mut spec)?);
+    /// assert_eq!(spec, b"<net id='approve'/>");
+    /// assert!(!store.read_into(&WorkflowSpecId::from_bytes([2; 16]), &mut spec)?);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn read_into(&self, id: &WorkflowSpecId, out: &mut Vec<u8>) -> Result<bool, StorageError> {
+        match self.get_stored(id).map_err(|e| self.corrupt(e))? {
+            None => {
+                out.clear();
+                Ok(false)
+            }
+            Some(Stored::Plain(data)) => {
+                out.clear();
+                out.try_reserve(data.len()).map_err(|_| {
+                    self.decompress_error(
+                        id,
+                        super::DecompressError::OutOfMemory { len: data.len() },
+                    )
+                })?;
+                out.extend_from_slice(data);
+                Ok(true)
+            }
+            Some(Stored::Zstd(frame)) => {
+                self.decoder()?
+                    .decompress_into_vec(&frame, out)
+                    .map_err(|e| self.decompress_error(id, e))?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Reads the workflow with this id into `arena` and hands it out:
+    /// no heap allocation, so a batch of reads into an arena that is reset
+    /// per batch makes none at all. `Ok(None)` if there is none. Works on
+    /// every format (an uncompressed workflow is copied; [`get`](Self::get)
+    /// borrows it instead).
+    ///
+    /// ```
+    /// use knhk_std::arena::GrowingArena;
+    /// use knhk_std::store::{Compression, MmapWorkflowStore, WorkflowStoreWriter};
+    /// use knhk_std::WorkflowSpecId;
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("knhk-doc-arena-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let path = dir.join("workflows.store");
+    /// let mut writer = WorkflowStoreWriter::create_compressed(&path, Compression::default())?;
+    /// let ids: Vec<_> = (0..50_u8).map(|n| WorkflowSpecId::from_bytes([n; 16])).collect();
+    /// for (n, id) in ids.iter().enumerate() {
+    ///     writer.add(*id, format!("<net id='n{n}'/>").as_bytes())?;
+    /// }
+    /// writer.finish()?;
+    ///
+    /// let store = MmapWorkflowStore::new(&path)?;
+    /// let mut arena = GrowingArena::new();
+    /// for batch in ids.chunks(10) {
+    ///     for id in batch {
+    ///         let spec = store.read_in(id, &arena)?.expect("in the store");
+    ///         assert!(spec.starts_with(b"<net id='n"));
+    ///     }
+    ///     arena.reset();
+    /// }
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn read_in<'a, A: WorkflowArena<'a>>(
+        &self,
+        id: &WorkflowSpecId,
+        arena: A,
+    ) -> Result<Option<A::Bytes>, StorageError> {
+        let Some(stored) = self.get_stored(id).map_err(|e| self.corrupt(e))? else {
+            return Ok(None);
+        };
+        let mut out = arena
+            .zeroed(stored.len())
+            .map_err(|e| self.decompress_error(id, super::DecompressError::Arena(e)))?;
+        match stored {
+            Stored::Plain(data) => out.copy_from_slice(data),
+            Stored::Zstd(frame) => self
+                .decoder()?
+                .decompress(&frame, &mut out)
+                .map_err(|e| self.decompress_error(id, e))?,
+        }
+        Ok(Some(out))
+    }
+
+    /// The workflow with this id as the file holds it: the data itself, or
+    /// a compressed store's zstd frame and uncompressed length.
+    pub fn get_stored(&self, id: &WorkflowSpecId) -> Result<Option<Stored<'_>>, StoreError> {
+        match &self.scanned {
+            Some(_) => Ok(self.try_get(id)?.map(Stored::Plain)),
+            None => self.view().get_stored(id),
+        }
+    }
+
+    /// Whether the store's workflows are compressed (format version 4).
+    pub fn is_compressed(&self) -> bool {
+        self.decoder.is_some()
+    }
+
+    /// What a compressed store records about its compression: its
+    /// dictionary, level and uncompressed sizes.
+    pub fn compression(&self) -> Option<&ZstdInfo<'_>> {
+        self.view().compression()
+    }
+
+    fn decoder(&self) -> Result<&Decoder, StorageError> {
+        // Only a compressed store hands out frames, and it has a decoder.
+        self.decoder
+            .as_ref()
+            .ok_or_else(|| self.corrupt(StoreError::Compressed))
+    }
+
+    fn corrupt(&self, source: StoreError) -> StorageError {
+        StorageError::Corrupt {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn decompress_error(
+        &self,
+        id: &WorkflowSpecId,
+        source: super::DecompressError,
+    ) -> StorageError {
+        StorageError::Decompress {
+            path: self.path.clone(),
+            id: Some(*id),
+            source,
+        }
     }
 
     /// Starts loading the index line that a lookup of `id` will read, and
@@ -222,17 +433,27 @@ impl MmapWorkflowStore {
     /// The ids of all workflows, in file order.
     pub fn list_workflows(&self) -> Vec<WorkflowSpecId> {
         self.view()
-            .entries()
+            .stored_entries()
             .filter_map(Result::ok)
             .map(|(id, _)| id)
             .collect()
     }
 
-    /// Every workflow, in file order.
+    /// Every workflow, in file order (on a compressed store, one
+    /// [`StoreError::Compressed`]: see
+    /// [`stored_entries`](Self::stored_entries)).
     pub fn entries(
         &self,
     ) -> impl Iterator<Item = Result<(WorkflowSpecId, &[u8]), StoreError>> + '_ {
         self.view().entries()
+    }
+
+    /// Every workflow as the file holds it, in file order: compressed
+    /// stores' frames too.
+    pub fn stored_entries(
+        &self,
+    ) -> impl Iterator<Item = Result<(WorkflowSpecId, Stored<'_>), StoreError>> + '_ {
+        self.view().stored_entries()
     }
 
     /// Number of workflows.
@@ -250,9 +471,23 @@ impl MmapWorkflowStore {
         self.view().version()
     }
 
-    /// Checks every checksum and that the index and entries agree.
-    pub fn verify(&self) -> Result<(), StoreError> {
-        self.view().verify()
+    /// Checks every checksum and that the index and entries agree; in a
+    /// compressed store, also decompresses every workflow and checks its
+    /// length against the recorded one.
+    pub fn verify(&self) -> Result<(), StorageError> {
+        self.view().verify().map_err(|e| self.corrupt(e))?;
+        if let Some(decoder) = &self.decoder {
+            let mut out = Vec::new();
+            for entry in self.view().stored_entries() {
+                let (id, stored) = entry.map_err(|e| self.corrupt(e))?;
+                if let Stored::Zstd(frame) = stored {
+                    decoder
+                        .decompress_into_vec(&frame, &mut out)
+                        .map_err(|e| self.decompress_error(&id, e))?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Asks the kernel to read the index into memory now (`MADV_WILLNEED`),

@@ -17,6 +17,7 @@
 //! Other programs that write store files must do the same.
 
 mod cache;
+mod compress;
 mod error;
 mod map;
 #[cfg(all(test, not(miri)))]
@@ -24,7 +25,8 @@ mod tests;
 mod writer;
 
 pub use cache::MmapWorkflowReader;
+pub use compress::{Compression, DecompressError, WorkflowArena};
 pub use error::StorageError;
-pub use knhk_core::store::{StoreError, Version};
+pub use knhk_core::store::{StoreError, Stored, Version, ZstdFrame, ZstdInfo};
 pub use map::{GetMany, MmapWorkflowStore};
 pub use writer::{GrowingIndex, IoSink, WorkflowStoreWriter};

@@ -2,15 +2,17 @@
 //! place atomically; [`IoSink`] and [`GrowingIndex`] for knhk-core's
 //! writer over any `io::Write`.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use knhk_core::store::{rehash, IndexSlot, IndexStorage, Sink, StoreWriter, WriteError};
+use knhk_core::store::{layout, rehash, IndexSlot, IndexStorage, Sink, StoreWriter, WriteError};
 use knhk_core::WorkflowSpecId;
 
+use super::compress::{train, Compression, Encoder};
 use super::error::{io_error, StorageError};
 
 /// Any `io::Write` (a socket, a pipe, a `Vec<u8>`) as the [`Sink`] of
@@ -71,22 +73,182 @@ impl IndexStorage for GrowingIndex {
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// Writes a version-3 store file, replacing `path` atomically on
+type FileSink = IoSink<BufWriter<File>>;
+
+/// Writes a store file, replacing `path` atomically on
 /// [`finish`](Self::finish): the workflows go to a temporary file in the
 /// same directory, which is flushed, synced, renamed over `path`, and the
 /// directory synced. A crash at any point leaves either the old file or the
 /// new one at `path`, never a torn one. Dropped without `finish`, the
 /// writer deletes its temporary file and `path` is untouched.
+///
+/// [`create`](Self::create) writes an uncompressed store (format version
+/// 3); [`create_compressed`](Self::create_compressed) a compressed one
+/// (version 4), each workflow a zstd frame, by default with a dictionary
+/// trained on the first workflows.
 pub struct WorkflowStoreWriter {
-    writer: Option<StoreWriter<IoSink<BufWriter<File>>, GrowingIndex>>,
+    state: State,
     temp: PathBuf,
     path: PathBuf,
 }
 
+enum State {
+    Plain(StoreWriter<FileSink, GrowingIndex>),
+    /// Holding the first workflows to train the dictionary on.
+    Sampling(Box<Sampling>),
+    Compressing(Box<Compressing>),
+    /// A write failed: the output is incomplete.
+    Failed,
+}
+
+struct Sampling {
+    sink: FileSink,
+    compression: Compression,
+    /// The workflows so far, end to end, and each one's id and length.
+    samples: Vec<u8>,
+    entries: Vec<(WorkflowSpecId, usize)>,
+    ids: HashSet<WorkflowSpecId>,
+}
+
+struct Compressing {
+    writer: StoreWriter<FileSink, GrowingIndex>,
+    encoder: Encoder,
+    /// The frame being made, its capacity reused.
+    frame: Vec<u8>,
+}
+
+impl Compressing {
+    fn add(&mut self, id: WorkflowSpecId, data: &[u8]) -> Result<(), WriteError<io::Error>> {
+        self.encoder
+            .compress(data, &mut self.frame)
+            .map_err(WriteError::Sink)?;
+        self.writer.add_compressed(id, data.len(), &self.frame)
+    }
+}
+
 impl WorkflowStoreWriter {
-    /// Starts writing a store that will replace `path`.
+    /// Starts writing an uncompressed store that will replace `path`.
     pub fn create(path: impl AsRef<Path>) -> Result<WorkflowStoreWriter, StorageError> {
-        let path = path.as_ref().to_path_buf();
+        let (sink, temp, path) = WorkflowStoreWriter::temp_file(path.as_ref())?;
+        let writer =
+            StoreWriter::new(sink, GrowingIndex::new()).map_err(|e| write_error(e, &temp, &path));
+        let mut made = WorkflowStoreWriter {
+            state: State::Failed,
+            temp,
+            path,
+        };
+        made.state = State::Plain(writer?);
+        Ok(made)
+    }
+
+    /// Starts writing a compressed store (format version 4) that will
+    /// replace `path`, compressed as `compression` says.
+    ///
+    /// With a dictionary (the default), the writer holds the first
+    /// workflows, up to [`Compression::sample_bytes`], trains the dictionary
+    /// on them when that much has come (or at [`finish`](Self::finish)),
+    /// and then streams. If zstd cannot train one (fewer than 8 workflows,
+    /// or too little text), the store is compressed without.
+    ///
+    /// ```
+    /// use knhk_std::store::{Compression, MmapWorkflowStore, WorkflowStoreWriter};
+    /// use knhk_std::WorkflowSpecId;
+    ///
+    /// let dir = std::env::temp_dir().join(format!("knhk-doc-zstd-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let path = dir.join("workflows.zst.store");
+    ///
+    /// let mut writer = WorkflowStoreWriter::create_compressed(&path, Compression::default())?;
+    /// for n in 0..100_u8 {
+    ///     let spec = format!("<net id='n{n}'><task id='approve' join='xor' split='and'/></net>");
+    ///     writer.add(WorkflowSpecId::from_bytes([n; 16]), spec.as_bytes())?;
+    /// }
+    /// writer.finish()?;
+    ///
+    /// let store = MmapWorkflowStore::new(&path)?;
+    /// assert!(store.is_compressed());
+    /// let spec = store.get_workflow_str(&WorkflowSpecId::from_bytes([7; 16])).unwrap();
+    /// assert!(spec.starts_with("<net id='n7'>"));
+    /// store.verify()?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn create_compressed(
+        path: impl AsRef<Path>,
+        compression: Compression,
+    ) -> Result<WorkflowStoreWriter, StorageError> {
+        let (sink, temp, path) = WorkflowStoreWriter::temp_file(path.as_ref())?;
+        let mut made = WorkflowStoreWriter {
+            state: State::Failed,
+            temp,
+            path,
+        };
+        made.state = if compression.dictionary {
+            State::Sampling(Box::new(Sampling {
+                sink,
+                compression,
+                samples: Vec::new(),
+                entries: Vec::new(),
+                ids: HashSet::new(),
+            }))
+        } else {
+            State::Compressing(Box::new(made.compressing(sink, compression.level, None)?))
+        };
+        Ok(made)
+    }
+
+    /// A writer of compressed workflows into `sink`, its header (and
+    /// dictionary) written.
+    fn compressing(
+        &self,
+        sink: FileSink,
+        level: i32,
+        dictionary: Option<&[u8]>,
+    ) -> Result<Compressing, StorageError> {
+        let encoder = Encoder::new(level, dictionary).map_err(io_error(&self.path, "compress"))?;
+        let writer = StoreWriter::new_compressed(sink, GrowingIndex::new(), dictionary, level)
+            .map_err(|e| write_error(e, &self.temp, &self.path))?;
+        Ok(Compressing {
+            writer,
+            encoder,
+            frame: Vec::new(),
+        })
+    }
+
+    /// Trains the dictionary on the workflows held, writes it and them, and
+    /// goes on streaming.
+    fn stop_sampling(&mut self) -> Result<(), StorageError> {
+        if !matches!(self.state, State::Sampling(_)) {
+            return Ok(());
+        }
+        let State::Sampling(sampling) = std::mem::replace(&mut self.state, State::Failed) else {
+            return Ok(());
+        };
+        let Sampling {
+            sink,
+            compression,
+            samples,
+            entries,
+            ..
+        } = *sampling;
+        let lengths: Vec<usize> = entries.iter().map(|&(_, len)| len).collect();
+        let dictionary = train(&samples, &lengths, compression.dictionary_size);
+        let mut compressing = self.compressing(sink, compression.level, dictionary.as_deref())?;
+        let mut at = 0;
+        for (id, len) in entries {
+            compressing
+                .add(id, &samples[at..at + len])
+                .map_err(|e| write_error(e, &self.temp, &self.path))?;
+            at += len;
+        }
+        self.state = State::Compressing(Box::new(compressing));
+        Ok(())
+    }
+
+    /// A new temporary file next to `path`, and the two paths.
+    fn temp_file(path: &Path) -> Result<(FileSink, PathBuf, PathBuf), StorageError> {
+        let path = path.to_path_buf();
+        let path = path.to_path_buf();
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
@@ -105,36 +267,58 @@ impl WorkflowStoreWriter {
             .open(&temp)
             .map_err(io_error(&temp, "create"))?;
         let sink = IoSink(BufWriter::with_capacity(1 << 20, file));
-        let writer = StoreWriter::new(sink, GrowingIndex::new())
-            .map_err(|e| write_error(e, &temp, &path))?;
-        Ok(WorkflowStoreWriter {
-            writer: Some(writer),
-            temp,
-            path,
-        })
+        Ok((sink, temp, path))
+    }
+
+    fn failed(&self) -> StorageError {
+        StorageError::Io {
+            path: self.temp.clone(),
+            action: "write to",
+            source: io::Error::other("an earlier write failed"),
+        }
     }
 
     /// Adds a workflow. Duplicate and reserved ids are refused.
     pub fn add(&mut self, id: WorkflowSpecId, data: &[u8]) -> Result<(), StorageError> {
-        let writer = self.writer.as_mut().ok_or_else(|| StorageError::Io {
-            path: self.temp.clone(),
-            action: "write to",
-            source: io::Error::other("an earlier write failed"),
-        })?;
-        match writer.add(id, data) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                if matches!(e, WriteError::Sink(_)) {
-                    self.writer = None; // the output is incomplete
+        let result = match &mut self.state {
+            State::Plain(writer) => writer.add(id, data),
+            State::Compressing(compressing) => compressing.add(id, data),
+            State::Sampling(sampling) => {
+                if layout::RESERVED_IDS.contains(id.as_bytes()) {
+                    Err(WriteError::ReservedId { id })
+                } else if u32::try_from(data.len()).is_err() {
+                    Err(WriteError::WorkflowTooLarge {
+                        len: data.len() as u64,
+                    })
+                } else if !sampling.ids.insert(id) {
+                    Err(WriteError::DuplicateId { id })
+                } else {
+                    sampling.samples.extend_from_slice(data);
+                    sampling.entries.push((id, data.len()));
+                    if sampling.samples.len() >= sampling.compression.sample_bytes {
+                        return self.stop_sampling();
+                    }
+                    Ok(())
                 }
-                Err(write_error(e, &self.temp, &self.path))
             }
-        }
+            State::Failed => return Err(self.failed()),
+        };
+        result.map_err(|e| {
+            if matches!(e, WriteError::Sink(_)) {
+                self.state = State::Failed; // the output is incomplete
+            }
+            write_error(e, &self.temp, &self.path)
+        })
     }
 
     /// Workflows added so far.
     pub fn len(&self) -> usize {
-        self.writer.as_ref().map_or(0, |w| w.len())
+        match &self.state {
+            State::Plain(writer) => writer.len(),
+            State::Sampling(sampling) => sampling.entries.len(),
+            State::Compressing(compressing) => compressing.writer.len(),
+            State::Failed => 0,
+        }
     }
 
     /// Whether nothing was added yet.
@@ -145,11 +329,12 @@ impl WorkflowStoreWriter {
     /// Writes the index and trailer, syncs, and atomically replaces the
     /// destination. Returns the store's size in bytes.
     pub fn finish(mut self) -> Result<u64, StorageError> {
-        let writer = self.writer.take().ok_or_else(|| StorageError::Io {
-            path: self.temp.clone(),
-            action: "write to",
-            source: io::Error::other("an earlier write failed"),
-        })?;
+        self.stop_sampling()?;
+        let writer = match std::mem::replace(&mut self.state, State::Failed) {
+            State::Plain(writer) => writer,
+            State::Compressing(compressing) => compressing.writer,
+            State::Sampling(_) | State::Failed => return Err(self.failed()),
+        };
         let (IoSink(buffered), len) = writer
             .finish_into_sink()
             .map_err(|e| write_error(e, &self.temp, &self.path))?;
