@@ -121,13 +121,19 @@ fn section_table(out: &mut String, section: &str, rows: &[Row]) {
     for case in cases {
         let mut line = format!("| {case} |");
         for s in &subjects {
-            let cell = find(case, s).map_or("-".to_string(), |r| format_ns(r.ns_per_op));
+            let cell = find(case, s)
+                .filter(|r| r.is_timed())
+                .map_or("-".to_string(), |r| format_ns(r.ns_per_op));
             let _ = write!(line, " {cell} |");
         }
-        let base = find(case, primary).map(|r| r.ns_per_op);
+        let base = find(case, primary)
+            .filter(|r| r.is_timed())
+            .map(|r| r.ns_per_op);
         for s in &subjects[1..] {
             let cell = match (find(case, s), base) {
-                (Some(r), Some(b)) if b > 0.0 => format!("{:.2}x", r.ns_per_op / b),
+                (Some(r), Some(b)) if b > 0.0 && r.is_timed() => {
+                    format!("{:.2}x", r.ns_per_op / b)
+                }
                 _ => "-".to_string(),
             };
             let _ = write!(line, " {cell} |");
@@ -156,6 +162,22 @@ fn section_table(out: &mut String, section: &str, rows: &[Row]) {
                 r.subject,
                 r.allocations_per_op.unwrap_or(0.0),
                 r.heap_bytes_per_op.unwrap_or(0.0)
+            );
+        }
+        let _ = writeln!(out);
+    }
+    let sized: Vec<&&Row> = rows.iter().filter(|r| r.file_bytes.is_some()).collect();
+    if !sized.is_empty() {
+        let _ = writeln!(out, "| case | subject | file bytes | bytes per workflow |");
+        let _ = writeln!(out, "|---|---|---:|---:|");
+        for r in sized {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.0} | {:.1} |",
+                r.case,
+                r.subject,
+                r.file_bytes.unwrap_or(0.0),
+                r.bytes_per_workflow.unwrap_or(0.0)
             );
         }
         let _ = writeln!(out);

@@ -35,6 +35,19 @@ pub struct Row {
     /// Whether the subject's arena got huge pages (section `huge_pages`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub huge_pages_granted: Option<bool>,
+    /// The store file's size in bytes (section `store_compressed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_bytes: Option<f64>,
+    /// The store file's bytes per workflow (section `store_compressed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_per_workflow: Option<f64>,
+}
+
+impl Row {
+    /// Whether the row carries a time (size rows carry only fields).
+    pub fn is_timed(&self) -> bool {
+        self.ops > 0
+    }
 }
 
 /// A measured field of a row other than its time.
@@ -44,6 +57,8 @@ pub enum Field {
     SteadyAllocationsPerBatch,
     /// [`Row::held_bytes_after_calm`].
     HeldBytesAfterCalm,
+    /// [`Row::bytes_per_workflow`].
+    BytesPerWorkflow,
 }
 
 impl Field {
@@ -52,6 +67,7 @@ impl Field {
         match self {
             Field::SteadyAllocationsPerBatch => "steady_allocations_per_batch",
             Field::HeldBytesAfterCalm => "held_bytes_after_calm",
+            Field::BytesPerWorkflow => "bytes_per_workflow",
         }
     }
 
@@ -60,6 +76,7 @@ impl Field {
         match self {
             Field::SteadyAllocationsPerBatch => row.steady_allocations_per_batch,
             Field::HeldBytesAfterCalm => row.held_bytes_after_calm,
+            Field::BytesPerWorkflow => row.bytes_per_workflow,
         }
     }
 }

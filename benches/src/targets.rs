@@ -290,6 +290,8 @@ mod tests {
             steady_allocations_per_batch: None,
             held_bytes_after_calm: None,
             huge_pages_granted: None,
+            file_bytes: None,
+            bytes_per_workflow: None,
         }
     }
 

@@ -19,6 +19,7 @@ pub mod kernels;
 pub mod pool;
 pub mod registry;
 pub mod store;
+pub mod store_compressed;
 
 /// Every section, in report order.
 pub const ALL: &[Section] = &[
@@ -33,6 +34,7 @@ pub const ALL: &[Section] = &[
     registry::SECTION,
     pool::SECTION,
     store::SECTION,
+    store_compressed::SECTION,
 ];
 
 /// A group of related measurements and the targets they are held to.
@@ -110,20 +112,54 @@ impl Context {
 
     /// Records one measurement and reports progress.
     pub fn record(&mut self, case: &str, subject: &str, m: Measurement) {
-        self.done += 1;
         let ticks = m
             .ticks_per_op
             .map_or(String::new(), |t| format!(", {t:.2} ticks"));
+        self.progress(
+            case,
+            subject,
+            &format!("{:>10} ns/op{ticks}", format_ns(m.ns_per_op)),
+        );
+        self.push(case, subject, m);
+    }
+
+    /// Records a store file's size: a row with no time (`ops` 0).
+    pub fn record_size(&mut self, case: &str, subject: &str, file_bytes: u64, workflows: u64) {
+        let per = file_bytes as f64 / workflows.max(1) as f64;
+        self.progress(
+            case,
+            subject,
+            &format!("{file_bytes} bytes, {per:.1} per workflow"),
+        );
+        self.push(
+            case,
+            subject,
+            Measurement {
+                ns_per_op: 0.0,
+                ticks_per_op: None,
+                ops: 0,
+            },
+        );
+        if let Some(row) = self.row_mut(case, subject) {
+            row.file_bytes = Some(file_bytes as f64);
+            row.bytes_per_workflow = Some(per);
+        }
+    }
+
+    fn progress(&mut self, case: &str, subject: &str, what: &str) {
+        self.done += 1;
         let mut err = std::io::stderr().lock();
         let _ = writeln!(
             err,
-            "[{:6.1}s] {} {:>2}/{:<2} {case:<24} {subject:<16} {:>10} ns/op{ticks}",
+            "[{:6.1}s] {} {:>2}/{:<2} {case:<24} {subject:<16} {what}",
             self.started.elapsed().as_secs_f64(),
             self.section,
             self.done,
             self.planned.max(self.done),
-            format_ns(m.ns_per_op),
         );
+    }
+
+    fn push(&mut self, case: &str, subject: &str, m: Measurement) {
         self.rows.push(Row {
             section: self.section.to_string(),
             case: case.to_string(),
@@ -136,6 +172,8 @@ impl Context {
             steady_allocations_per_batch: None,
             held_bytes_after_calm: None,
             huge_pages_granted: None,
+            file_bytes: None,
+            bytes_per_workflow: None,
         });
     }
 }

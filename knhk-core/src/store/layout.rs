@@ -80,6 +80,29 @@
 //! `index_capacity` holding `home_buckets`, `max_probe` counting buckets,
 //! and `index_checksum` covering every byte from the index entry's frame to
 //! the trailer's (index and checksum table).
+//!
+//! # Version 4: compressed workflows (feature `store-zstd`)
+//!
+//! Version 3 with every workflow a zstd frame, a new version so that a
+//! reader of versions 1 to 3 refuses it instead of handing out compressed
+//! bytes:
+//!
+//! ```text
+//! [HEADER_ID     | 16 | magic "KNHKWF\0\4", version: u32 = 4, flags: u32]
+//! [DICTIONARY_ID | len | a zstd dictionary]      only with FLAG_DICTIONARY
+//! [id | 4 + frame | raw_len: u32, zstd frame] ... the workflows
+//! [INDEX_ID ...] [CHECKSUMS_ID ...]              as in version 3
+//! [ZSTD_INFO_ID  | 32 | largest, total, dictionary checksum, level]
+//! [TRAILER_ID    | 64 | trailer: version 4, flags]
+//! ```
+//!
+//! `FLAG_ZSTD` is always set; `FLAG_DICTIONARY` says the dictionary entry
+//! is there and every frame used it. Each workflow's uncompressed length
+//! comes before its frame (at most [`zstd_info::LARGEST`]'s value, so a
+//! reader can size its buffer first); the frames carry no dictionary id,
+//! content size or checksum. The checksum table holds the checksums of the
+//! stored bytes (length and frame), and the trailer's index checksum covers
+//! the compression facts too.
 
 /// Bytes before an entry's data: a 16-byte id and an 8-byte length.
 pub const FRAME: usize = 16 + 8;

@@ -1,7 +1,7 @@
 //! The workflow store: many workflow specifications in one file, looked up
 //! by [`WorkflowSpecId`](crate::WorkflowSpecId).
 //!
-//! - [`layout`]: the byte format (versions 1, 2 and 3), every offset and
+//! - [`layout`]: the byte format (versions 1 to 4), every offset and
 //!   constant by name. `docs/store-format.md` describes it for other
 //!   implementers.
 //! - [`StoreView`]: reads a store from a byte slice: versions 3 and 2 open
@@ -10,9 +10,15 @@
 //!   document's format) is scanned. No allocation, no `unsafe` in the
 //!   parsing, and hostile input gets a [`StoreError`], never a panic.
 //! - [`StoreWriter`]: writes version 3 into any [`Sink`], streaming.
+//! - With feature `store-zstd`, version 4: stores whose workflows are zstd
+//!   frames. The view parses them and hands out each frame with its
+//!   uncompressed length (`StoreView::get_stored`); the writer takes frames
+//!   made elsewhere (`StoreWriter::new_compressed`). The core never
+//!   decompresses: knhk-std does. Without the feature, a version-4 file is
+//!   refused as an unsupported version.
 //!
-//! knhk-std adds the memory-mapped store, atomic file replacement and the
-//! cached reader.
+//! knhk-std adds the memory-mapped store, atomic file replacement, the
+//! cached reader, and compression.
 
 pub mod layout;
 mod prefetch;
