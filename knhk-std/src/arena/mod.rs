@@ -785,6 +785,31 @@ mod tests {
     }
 
     #[test]
+    fn filled_slices_of_any_length_count_as_live_boxes() {
+        for allocator in [
+            ArenaAllocator::with_capacity(1024).unwrap(),
+            ArenaAllocator::growing(GrowingArena::new()),
+        ] {
+            let zeros = allocator.alloc_slice_fill_copy(100, 0_u8).unwrap();
+            let empty = allocator.alloc_slice_fill_copy(0, 7_u64).unwrap();
+            let units = allocator.alloc_slice_fill_copy(5, ()).unwrap();
+            let words = allocator.alloc_slice_fill_copy(3, 9_u64).unwrap();
+            assert!(zeros.iter().all(|&b| b == 0) && zeros.len() == 100);
+            assert!(empty.is_empty());
+            assert_eq!(units.len(), 5);
+            assert_eq!(&*words, &[9, 9, 9]);
+            assert_eq!(words.as_ptr().align_offset(8), 0);
+            assert_eq!(allocator.live(), 4);
+            drop((zeros, empty, units, words));
+            assert_eq!(allocator.reset(), Ok(()));
+        }
+        let small = ArenaAllocator::with_capacity(64).unwrap();
+        assert!(small.alloc_slice_fill_copy(65, 0_u8).is_err());
+        assert!(small.alloc_slice_fill_copy(usize::MAX, 0_u64).is_err());
+        assert_eq!(small.live(), 0);
+    }
+
+    #[test]
     fn boxes_drop_their_values() {
         let marker = Rc::new(());
         let allocator = ArenaAllocator::with_capacity(1024).unwrap();
