@@ -1,4 +1,5 @@
-//! Fuzz the store reader: parse, look up, list and verify arbitrary bytes.
+//! Fuzz the store reader: parse, look up, list and verify arbitrary bytes;
+//! a compressed store's workflows are decompressed through knhk-std too.
 //!
 //! ```text
 //! cargo install cargo-fuzz

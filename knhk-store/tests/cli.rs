@@ -209,3 +209,119 @@ fn generate_writes_specs_that_pack_into_a_store() {
     assert!(run(&["verify", s(&store)]).status.success());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn compressed_stores_pack_read_verify_and_upgrade_both_ways() {
+    let dir = scratch("compress");
+    let specs = dir.join("specs");
+    let out = run(&["generate", "--count", "50", "--seed", "5", s(&specs)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sources: Vec<(String, Vec<u8>)> = std::fs::read_dir(&specs)
+        .unwrap()
+        .map(|entry| {
+            let path = entry.unwrap().path();
+            let stem = path.file_stem().unwrap().to_str().unwrap().to_string();
+            (stem, std::fs::read(&path).unwrap())
+        })
+        .collect();
+    assert_eq!(sources.len(), 50);
+    let listing = |store: &Path| {
+        let out = run(&["list", s(store)]);
+        assert!(out.status.success());
+        let mut lines: Vec<_> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        lines.sort();
+        lines
+    };
+    let mut expected: Vec<_> = sources
+        .iter()
+        .map(|(id, data)| format!("{id}\t{}", data.len()))
+        .collect();
+    expected.sort();
+
+    for (name, options, dictionary) in [
+        ("dict.store", &["--dict-size", "4096"][..], true),
+        ("plain.store", &["--no-dict"][..], false),
+    ] {
+        let store = dir.join(name);
+        let mut args = vec!["pack", "--compress", "--level", "5"];
+        args.extend(options);
+        args.extend([s(&specs), "-o", s(&store)]);
+        let out = run(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let info = String::from_utf8(run(&["info", s(&store)]).stdout).unwrap();
+        assert!(
+            info.contains("version 4") && info.contains("workflows:  50"),
+            "{info}"
+        );
+        assert!(info.contains("level:      5"), "{info}");
+        assert_eq!(info.contains("dictionary: none"), !dictionary, "{info}");
+        if dictionary {
+            assert!(
+                info.contains("dictionary: ") && info.contains(" bytes\n"),
+                "{info}"
+            );
+        }
+        assert_eq!(listing(&store), expected, "{name}");
+        for (id, data) in &sources {
+            let out = run(&["get", s(&store), id]);
+            assert!(out.status.success(), "{name} {id}");
+            assert_eq!(&out.stdout, data, "{name} {id}");
+        }
+        let out = run(&["verify", s(&store)]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8(out.stdout)
+            .unwrap()
+            .contains("ok (50 workflows)"));
+
+        // Back to version 3, and compressed again from there.
+        let plain = dir.join(format!("{name}.v3"));
+        assert!(run(&["upgrade", s(&store), s(&plain)]).status.success());
+        let info = String::from_utf8(run(&["info", s(&plain)]).stdout).unwrap();
+        assert!(info.contains("version 3"), "{info}");
+        assert_eq!(listing(&plain), expected);
+        assert!(run(&["verify", s(&plain)]).status.success());
+        let again = dir.join(format!("{name}.again"));
+        let mut args = vec!["upgrade", "--compress"];
+        args.extend(options);
+        args.extend([s(&plain), s(&again)]);
+        assert!(run(&args).status.success());
+        let info = String::from_utf8(run(&["info", s(&again)]).stdout).unwrap();
+        assert!(info.contains("version 4"), "{info}");
+        assert_eq!(listing(&again), expected);
+        assert!(run(&["verify", s(&again)]).status.success());
+        let (id, data) = &sources[17];
+        assert_eq!(&run(&["get", s(&again), id]).stdout, data);
+    }
+
+    // Compression options without --compress are usage errors.
+    for option in [
+        &["--level", "9"][..],
+        &["--no-dict"],
+        &["--dict-size", "4096"],
+    ] {
+        let mut args = vec!["pack"];
+        args.extend(option);
+        let output = dir.join("never.store");
+        args.extend([s(&specs), "-o", s(&output)]);
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(2), "{option:?}");
+        assert!(!output.exists());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -190,6 +190,23 @@ impl Decoder {
         }
     }
 
+    /// Refuses a frame too short to decompress to its recorded length,
+    /// before any memory is set aside for it. The recorded length is the
+    /// file's word (up to 4 GiB): trusted, a few bytes of hostile file
+    /// would make every read allocate and zero that much. Every zstd block
+    /// takes at least its 3-byte header and gives at most
+    /// `ZSTD_BLOCKSIZE_MAX` (128 KiB), so a frame of `n` bytes gives at
+    /// most `n / 3` times that (the frames carry no content size to go by).
+    pub(super) fn check_len(frame: &ZstdFrame<'_>) -> Result<(), DecompressError> {
+        let most = (frame.frame.len() / 3).saturating_mul(zstd_safe::BLOCKSIZE_MAX as usize);
+        if frame.len > most {
+            return Err(DecompressError::Frame {
+                reason: "too short to decompress to its recorded length",
+            });
+        }
+        Ok(())
+    }
+
     /// Decompresses `frame` into `out` (cleared first; its capacity is
     /// reused, grown only with `try_reserve`).
     pub(super) fn decompress_into_vec(
@@ -198,6 +215,7 @@ impl Decoder {
         out: &mut Vec<u8>,
     ) -> Result<(), DecompressError> {
         out.clear();
+        Decoder::check_len(frame)?;
         out.try_reserve_exact(frame.len)
             .map_err(|_| DecompressError::OutOfMemory { len: frame.len })?;
         out.resize(frame.len, 0);

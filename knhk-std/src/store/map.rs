@@ -363,6 +363,9 @@ impl MmapWorkflowStore {
         let Some(stored) = self.get_stored(id).map_err(|e| self.corrupt(e))? else {
             return Ok(None);
         };
+        if let Stored::Zstd(frame) = &stored {
+            Decoder::check_len(frame).map_err(|e| self.decompress_error(id, e))?;
+        }
         let mut out = arena
             .zeroed(stored.len())
             .map_err(|e| self.decompress_error(id, super::DecompressError::Arena(e)))?;

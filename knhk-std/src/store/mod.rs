@@ -18,6 +18,8 @@
 
 mod cache;
 mod compress;
+#[cfg(all(test, not(miri)))]
+mod compressed_tests;
 mod error;
 mod map;
 #[cfg(all(test, not(miri)))]
