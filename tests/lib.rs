@@ -55,6 +55,22 @@ pub fn exercise_store(bytes: &[u8]) -> bool {
     };
     // Verified once, up front: then every listed workflow must be found.
     let verified = store.verify().is_ok();
+    if let Some(format) = store.archive_format() {
+        // An archived store: every archive the index leads to has its
+        // alignment prefix, checked by verify; the lookup never panics.
+        let _ = format.to_bytes();
+        for entry in store.stored_entries().filter_map(Result::ok) {
+            let archive = store.get_archived(&entry.0);
+            assert!(
+                archive.is_ok() || !verified || store.is_compressed(),
+                "verified archived store refused {}",
+                entry.0
+            );
+        }
+        for probe in PROBES.map(knhk_core::WorkflowSpecId::from_bytes) {
+            let _ = store.get_archived(&probe);
+        }
+    }
     if store.is_compressed() {
         return exercise_compressed(bytes, &store, verified);
     }

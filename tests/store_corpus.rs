@@ -113,3 +113,68 @@ fn write_compressed_seeds(dir: &Path) {
     by_hand("v4-claims-more", None, 1 << 20, &zeros);
     std::fs::remove_dir_all(&scratch).unwrap();
 }
+
+/// Archived stores (flag 4): one uncompressed, one compressed (frames the
+/// core takes as given), each clean. Written as the compressed seeds are.
+const ARCHIVED_SEEDS: [&str; 2] = ["v3-archived", "v4-archived-no-dict"];
+
+#[test]
+fn the_corpus_has_archived_seeds() {
+    use knhk_core::store::layout::{self, ArchiveFormat};
+    use knhk_core::store::StoreWriter;
+    use knhk_core::WorkflowSpecId;
+    use knhk_workflow_engine::store::{GrowingIndex, IoSink};
+
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/store");
+    if std::env::var_os("KNHK_WRITE_SEEDS").is_some() {
+        let format = ArchiveFormat {
+            major: 0,
+            minor: 8,
+            big_endian: false,
+            pointer_width: 4,
+            aligned: true,
+        };
+        let mut file = Vec::new();
+        let mut writer =
+            StoreWriter::new_archived(IoSink(&mut file), GrowingIndex::new(), format).unwrap();
+        for n in 1..4_u8 {
+            let k = layout::archive_prefix(writer.offset() + layout::FRAME as u64);
+            let mut entry = vec![0; usize::from(k)];
+            entry[0] = k;
+            entry.extend_from_slice(&[n; 12]);
+            writer
+                .add(WorkflowSpecId::from_bytes([n; 16]), &entry)
+                .unwrap();
+        }
+        writer.finish().unwrap();
+        std::fs::write(dir.join(ARCHIVED_SEEDS[0]), file).unwrap();
+        // A stored (level 0 style) zstd frame of the 16-byte prefix and an
+        // 8-byte archive: a raw block (RFC 8878).
+        let mut frame = vec![0x28, 0xB5, 0x2F, 0xFD, 0x00, 0x00];
+        frame.extend_from_slice(&[(24 << 3) | 1, 0, 0]);
+        frame.push(16);
+        frame.extend_from_slice(&[0; 15]);
+        frame.extend_from_slice(&[7; 8]);
+        let mut file = Vec::new();
+        let mut writer = StoreWriter::new_compressed_archived(
+            IoSink(&mut file),
+            GrowingIndex::new(),
+            None,
+            3,
+            format,
+        )
+        .unwrap();
+        writer
+            .add_compressed(WorkflowSpecId::from_bytes([9; 16]), 24, &frame)
+            .unwrap();
+        writer.finish().unwrap();
+        std::fs::write(dir.join(ARCHIVED_SEEDS[1]), file).unwrap();
+    }
+    for name in ARCHIVED_SEEDS {
+        let bytes = std::fs::read(dir.join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e} (KNHK_WRITE_SEEDS=1 writes it)"));
+        let store = knhk_core::store::StoreView::parse(&bytes).unwrap();
+        assert!(store.archive_format().is_some(), "{name}");
+        assert!(knhk_tests::exercise_store(&bytes), "{name}");
+    }
+}

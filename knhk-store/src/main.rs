@@ -337,6 +337,20 @@ fn info(file: &Path) -> Result<(), Failure> {
         "size:       {} bytes ({payload} of workflow data)",
         store.size()
     );
+    if let Some(format) = store.archive_format() {
+        println!(
+            "payloads:   rkyv {}.{} archives ({}-endian, {}-byte pointers, {}), 16-byte aligned",
+            format.major,
+            format.minor,
+            if format.big_endian { "big" } else { "little" },
+            format.pointer_width,
+            if format.aligned {
+                "aligned primitives"
+            } else {
+                "unaligned primitives"
+            }
+        );
+    }
     if let Some(zstd) = store.compression() {
         let ratio = |part: u64| {
             if payload == 0 {

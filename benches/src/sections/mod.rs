@@ -20,6 +20,7 @@ pub mod pool;
 pub mod registry;
 pub mod store;
 pub mod store_compressed;
+pub mod typed;
 
 /// Every section, in report order.
 pub const ALL: &[Section] = &[
@@ -35,6 +36,7 @@ pub const ALL: &[Section] = &[
     pool::SECTION,
     store::SECTION,
     store_compressed::SECTION,
+    typed::SECTION,
 ];
 
 /// A group of related measurements and the targets they are held to.

@@ -121,14 +121,18 @@ pub const DICTIONARY_ID: [u8; 16] = *b"knhk.store.dict\x01";
 /// Reserved id of a compressed store's compression facts (version 4).
 pub const ZSTD_INFO_ID: [u8; 16] = *b"knhk.store.zinf\x01";
 
+/// Reserved id of an archived store's format record.
+pub const ARCHIVE_ID: [u8; 16] = *b"knhk.store.rkyv\x01";
+
 /// The ids no workflow may use.
-pub const RESERVED_IDS: [[u8; 16]; 6] = [
+pub const RESERVED_IDS: [[u8; 16]; 7] = [
     HEADER_ID,
     INDEX_ID,
     TRAILER_ID,
     CHECKSUMS_ID,
     DICTIONARY_ID,
     ZSTD_INFO_ID,
+    ARCHIVE_ID,
 ];
 
 /// The version-2 header entry's data starts with this magic.
@@ -155,8 +159,108 @@ pub const FLAG_ZSTD: u32 = 1;
 /// Version-4 flag: a dictionary entry follows the header, and every frame
 /// was compressed with it.
 pub const FLAG_DICTIONARY: u32 = 2;
+/// Flag (versions 3 and 4, header and trailer): every workflow is an rkyv
+/// archive behind an alignment prefix, and the entry after the header
+/// records the archive format (feature `store-archive`).
+pub const FLAG_ARCHIVED: u32 = 4;
+/// Every flag version 3 defines; a reader refuses any other bit.
+pub const FLAGS_V3: u32 = FLAG_ARCHIVED;
 /// Every flag version 4 defines; a reader refuses any other bit.
-pub const FLAGS_V4: u32 = FLAG_ZSTD | FLAG_DICTIONARY;
+pub const FLAGS_V4: u32 = FLAG_ZSTD | FLAG_DICTIONARY | FLAG_ARCHIVED;
+/// Length of the archive format record's data.
+pub const ARCHIVE_LEN: usize = 16;
+/// Where an archived workflow's bytes start, in the file (uncompressed) or
+/// in the decompression buffer (compressed): a multiple of this.
+pub const ARCHIVE_ALIGN: usize = 16;
+
+/// The rkyv format an archived store was written in, as its format record
+/// holds it: `"rkyv"`, the rkyv version (major, minor: u16), then one byte
+/// each for big-endian (1) or little-endian (0), the pointer width in bytes
+/// (2, 4 or 8) and aligned (1) or unaligned (0) primitives, a zero byte;
+/// then the low 32 bits of the [`checksum`] of those 12 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ArchiveFormat {
+    /// rkyv's major version (0 for 0.8).
+    pub major: u16,
+    /// rkyv's minor version (8 for 0.8).
+    pub minor: u16,
+    /// Whether multi-byte primitives are big-endian.
+    pub big_endian: bool,
+    /// Bytes of an archived `usize` (and of relative pointers).
+    pub pointer_width: u8,
+    /// Whether archived primitives are aligned to their size.
+    pub aligned: bool,
+}
+
+impl ArchiveFormat {
+    /// The record's bytes.
+    pub fn to_bytes(&self) -> [u8; ARCHIVE_LEN] {
+        let major = self.major.to_le_bytes();
+        let minor = self.minor.to_le_bytes();
+        let mut record = [
+            b'r',
+            b'k',
+            b'y',
+            b'v',
+            major[0],
+            major[1],
+            minor[0],
+            minor[1],
+            self.big_endian as u8,
+            self.pointer_width,
+            self.aligned as u8,
+            0,
+            0,
+            0,
+            0,
+            0,
+        ];
+        let sum = (checksum(&record[..12]) as u32).to_le_bytes();
+        record[12..].copy_from_slice(&sum);
+        record
+    }
+
+    /// The format a record holds, if it is one.
+    pub fn from_bytes(bytes: &[u8]) -> Option<ArchiveFormat> {
+        let bytes: &[u8; ARCHIVE_LEN] = bytes.try_into().ok()?;
+        let flag = |b: u8| match b {
+            0 => Some(false),
+            1 => Some(true),
+            _ => None,
+        };
+        let format = ArchiveFormat {
+            major: u16::from_le_bytes([bytes[4], bytes[5]]),
+            minor: u16::from_le_bytes([bytes[6], bytes[7]]),
+            big_endian: flag(bytes[8])?,
+            pointer_width: bytes[9],
+            aligned: flag(bytes[10])?,
+        };
+        let known = matches!(format.pointer_width, 2 | 4 | 8);
+        (known && format.to_bytes() == *bytes).then_some(format)
+    }
+}
+
+/// The archived bytes of an archived store's entry: its data is a prefix
+/// byte `k` (1 to 16), `k - 1` zero bytes, then the archive, so that the
+/// archive starts on an [`ARCHIVE_ALIGN`] boundary where it is read.
+/// `None` if the prefix is malformed.
+pub fn archived_payload(data: &[u8]) -> Option<&[u8]> {
+    let (&k, _) = data.split_first()?;
+    let k = usize::from(k);
+    if !(1..=ARCHIVE_ALIGN).contains(&k) || data.len() < k {
+        return None;
+    }
+    let (prefix, archive) = data.split_at(k);
+    prefix[1..].iter().all(|&b| b == 0).then_some(archive)
+}
+
+/// The prefix byte for an archive whose entry data starts at `data_offset`
+/// (from an [`ARCHIVE_ALIGN`]-aligned base): 1 to 16.
+pub const fn archive_prefix(data_offset: u64) -> u8 {
+    let misalign = (data_offset % ARCHIVE_ALIGN as u64) as u8;
+    ARCHIVE_ALIGN as u8 - misalign
+}
 /// Bytes before a version-4 workflow's zstd frame: its uncompressed length,
 /// a little-endian `u32`.
 pub const RAW_LEN: usize = 4;

@@ -17,6 +17,8 @@ use super::layout::{EMPTY, SLOT, SLOT_CHECKSUM, SLOT_LEN, SLOT_OFFSET};
 use super::prefetch;
 use crate::WorkflowSpecId;
 
+#[cfg(feature = "store-archive")]
+mod archived;
 #[cfg(feature = "store-zstd")]
 mod compressed;
 #[cfg(feature = "store-zstd")]
@@ -111,6 +113,11 @@ pub enum StoreError {
         /// Where the dictionary entry starts.
         offset: u64,
     },
+    /// An archived store's entry lacks a valid alignment prefix.
+    BadArchivedEntry {
+        /// Where the entry starts.
+        offset: u64,
+    },
 }
 
 impl fmt::Display for StoreError {
@@ -197,6 +204,11 @@ impl fmt::Display for StoreError {
             StoreError::DictionaryChecksum { offset } => write!(
                 f,
                 "corrupt store: the dictionary at offset {offset} does not match its checksum"
+            ),
+            StoreError::BadArchivedEntry { offset } => write!(
+                f,
+                "corrupt store: the archived workflow at offset {offset} has no valid \
+                 alignment prefix"
             ),
         }
     }
@@ -307,6 +319,9 @@ pub struct StoreView<'a> {
     /// Version 4's compression: its workflows are zstd frames.
     #[cfg(feature = "store-zstd")]
     zstd: Option<compressed::ZstdInfo<'a>>,
+    /// An archived store's rkyv format.
+    #[cfg(feature = "store-archive")]
+    archive: Option<layout::ArchiveFormat>,
 }
 
 fn read_u64(bytes: &[u8], at: usize) -> Option<u64> {
@@ -435,13 +450,18 @@ impl<'a> StoreView<'a> {
 
     fn parse_v3(bytes: &'a [u8], at: usize) -> Result<StoreView<'a>, StoreError> {
         StoreView::trailer_frame(bytes, at)?;
-        if read_u32(bytes, at + FRAME + trailer::FLAGS) != Some(0) {
-            return Err(StoreError::BadTrailer {
+        let known = if cfg!(feature = "store-archive") {
+            layout::FLAGS_V3
+        } else {
+            0
+        };
+        let flags = read_u32(bytes, at + FRAME + trailer::FLAGS)
+            .filter(|f| f & !known == 0)
+            .ok_or(StoreError::BadTrailer {
                 offset: at as u64,
                 field: "flags",
-            });
-        }
-        let (view, _) = StoreView::parse_buckets(bytes, at, at, layout::VERSION, 0)?;
+            })?;
+        let (view, _) = StoreView::parse_buckets(bytes, at, at, layout::VERSION, flags)?;
         Ok(view)
     }
 
@@ -496,8 +516,24 @@ impl<'a> StoreView<'a> {
             return Err(bad("entry count"));
         }
         let sums = buckets + table + FRAME;
-        let data_start =
+        #[allow(unused_mut)]
+        let mut data_start =
             StoreView::header(bytes, version, flags, index_frame).ok_or(bad("header"))?;
+        #[cfg(feature = "store-archive")]
+        let mut archive = None;
+        #[cfg(feature = "store-archive")]
+        if flags & layout::FLAG_ARCHIVED != 0 {
+            // The format record comes first after the header.
+            let record = frame_at(&bytes[..index_frame], data_start)
+                .ok()
+                .filter(|r| r.id == layout::ARCHIVE_ID)
+                .ok_or(bad("archive format"))?;
+            archive = Some(
+                layout::ArchiveFormat::from_bytes(&bytes[record.data..record.next])
+                    .ok_or(bad("archive format"))?,
+            );
+            data_start = record.next;
+        }
         let (buckets_table, _) = bytes[buckets..buckets + table].as_chunks::<BUCKET>();
         let view = StoreView {
             bytes,
@@ -515,6 +551,8 @@ impl<'a> StoreView<'a> {
                 trailer: at,
                 end,
             })),
+            #[cfg(feature = "store-archive")]
+            archive,
             ..StoreView::indexed_region(bytes, data_start, index_frame, entry_count)
         };
         Ok((view, data_start))
@@ -540,6 +578,8 @@ impl<'a> StoreView<'a> {
             len: entry_count,
             #[cfg(feature = "store-zstd")]
             zstd: None,
+            #[cfg(feature = "store-archive")]
+            archive: None,
         }
     }
 
@@ -564,6 +604,8 @@ impl<'a> StoreView<'a> {
             len,
             #[cfg(feature = "store-zstd")]
             zstd: None,
+            #[cfg(feature = "store-archive")]
+            archive: None,
         })
     }
 
@@ -1090,6 +1132,10 @@ impl<'a> StoreView<'a> {
         #[cfg(feature = "store-zstd")]
         if let Some(info) = &self.zstd {
             self.verify_compression(info, ix)?;
+        }
+        #[cfg(feature = "store-archive")]
+        if self.archive.is_some() {
+            self.verify_archive_prefixes()?;
         }
         Ok(())
     }

@@ -66,6 +66,33 @@ fn write_v4(entries: &[(WorkflowSpecId, Vec<u8>)], dictionary: Option<&[u8]>) ->
     sink.0
 }
 
+/// An archived store, its "archives" the data itself behind the prefix
+/// that aligns them in the file.
+#[cfg(feature = "store-archive")]
+fn write_archived(entries: &[(WorkflowSpecId, Vec<u8>)]) -> Vec<u8> {
+    let mut sink = VecSink(Vec::new());
+    let mut writer =
+        StoreWriter::new_archived(&mut sink, Growing(vec![IndexSlot::EMPTY; 2]), FORMAT).unwrap();
+    for (id, data) in entries {
+        let k = layout::archive_prefix(writer.offset() + layout::FRAME as u64);
+        let mut entry = vec![0_u8; usize::from(k)];
+        entry[0] = k;
+        entry.extend_from_slice(data);
+        writer.add(*id, &entry).unwrap();
+    }
+    writer.finish().unwrap();
+    sink.0
+}
+
+#[cfg(feature = "store-archive")]
+const FORMAT: layout::ArchiveFormat = layout::ArchiveFormat {
+    major: 0,
+    minor: 8,
+    big_endian: false,
+    pointer_width: 4,
+    aligned: true,
+};
+
 /// The files of every version this build reads, for the damage tests.
 fn every_version(entries: &[(WorkflowSpecId, Vec<u8>)]) -> Vec<(u32, Vec<u8>)> {
     #[allow(unused_mut)]
@@ -77,6 +104,8 @@ fn every_version(entries: &[(WorkflowSpecId, Vec<u8>)]) -> Vec<(u32, Vec<u8>)> {
         files.push((4, write_v4(entries, Some(b"a shared dictionary"))));
         files.push((4, write_v4(entries, None)));
     }
+    #[cfg(feature = "store-archive")]
+    files.push((3, write_archived(entries)));
     files
 }
 
@@ -437,6 +466,14 @@ fn exercise(bytes: &[u8]) -> bool {
     for (n, many) in store.get_many(&probes).enumerate() {
         assert_eq!(many, store.try_get(&probes[n]));
     }
+    #[cfg(feature = "store-archive")]
+    if store.archive_format().is_some() {
+        for probe in &probes {
+            if store.get_archived(probe).is_err() {
+                return false;
+            }
+        }
+    }
     #[cfg(feature = "store-zstd")]
     if store.is_compressed() {
         let mut found = true;
@@ -581,6 +618,56 @@ fn version_4_hands_out_frames_and_never_compressed_bytes_as_workflows() {
         );
         assert!(plain.compression().is_none());
     }
+}
+
+#[test]
+#[cfg(feature = "store-archive")]
+fn archived_stores_align_every_archive_and_record_their_format() {
+    let file = write_archived(&sample());
+    let store = StoreView::parse(&file).unwrap();
+    assert_eq!(store.version(), Version::V3);
+    assert_eq!(store.archive_format(), Some(FORMAT));
+    assert_eq!(store.len(), 4);
+    for (id, data) in sample() {
+        let archive = store.get_archived(&id).unwrap().unwrap();
+        assert_eq!(archive, &data[..]);
+        let at = archive.as_ptr() as usize - file.as_ptr() as usize;
+        assert_eq!(at % layout::ARCHIVE_ALIGN, 0, "aligned in the file");
+    }
+    assert_eq!(store.get_archived(&id(9)), Ok(None));
+    store.verify().unwrap();
+    // A version-1 scanner still walks it: the format record is an entry.
+    assert_eq!(scan_v1(&file)[1].0, layout::ARCHIVE_ID);
+    // Plain stores have no format; their entries are not archives.
+    let plain = write_v3(&sample());
+    assert_eq!(StoreView::parse(&plain).unwrap().archive_format(), None);
+    // A record that is not one is refused at open.
+    let mut bad = file.clone();
+    bad[layout::HEADER_SIZE + layout::FRAME + 9] = 3; // pointer width 3
+    assert!(StoreView::parse(&bad).is_err());
+    // A damaged prefix is named.
+    assert_eq!(layout::archived_payload(&[0, 1, 2]), None);
+    assert_eq!(layout::archived_payload(&[3, 0, 1, 9]), None);
+    assert_eq!(layout::archived_payload(&[17; 20]), None);
+    assert_eq!(layout::archived_payload(&[2, 0, 7]), Some(&[7][..]));
+    assert_eq!(layout::archive_prefix(32), 16);
+    assert_eq!(layout::archive_prefix(35), 13);
+}
+
+#[test]
+#[cfg(not(feature = "store-archive"))]
+fn archived_stores_are_refused_without_the_feature() {
+    // Flip the plain fixture's trailer flags to archived, checksum fixed.
+    let mut file = write_v3(&sample());
+    let t = file.len() - layout::TRAILER_SIZE + layout::FRAME;
+    file[t + layout::trailer::FLAGS] = layout::FLAG_ARCHIVED as u8;
+    let sum = layout::checksum(&file[t..t + layout::trailer::TRAILER_CHECKSUM]);
+    file[t + layout::trailer::TRAILER_CHECKSUM..t + layout::TRAILER_LEN]
+        .copy_from_slice(&sum.to_le_bytes());
+    assert!(matches!(
+        StoreView::parse(&file),
+        Err(StoreError::BadTrailer { field: "flags", .. })
+    ));
 }
 
 #[test]

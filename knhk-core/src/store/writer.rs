@@ -293,6 +293,12 @@ pub enum WriteError<E> {
         /// The workflow's uncompressed length.
         len: u64,
     },
+    /// A plain workflow for a store that holds rkyv archives (knhk-std's
+    /// writer: the first workflow added decides).
+    Archived,
+    /// An archive for a store that holds plain workflows, or archives in
+    /// another format.
+    NotArchived,
 }
 
 impl<E: fmt::Display> fmt::Display for WriteError<E> {
@@ -325,6 +331,12 @@ impl<E: fmt::Display> fmt::Display for WriteError<E> {
             WriteError::Uncompressed => f.write_str(
                 "this writer makes an uncompressed store: add workflows with add",
             ),
+            WriteError::Archived => f.write_str(
+                "this store holds rkyv archives: add workflows with add_archived",
+            ),
+            WriteError::NotArchived => f.write_str(
+                "this store holds plain workflows (or archives of another format): add them with add",
+            ),
             WriteError::WorkflowTooLarge { len } => write!(
                 f,
                 "a workflow of {len} bytes is past the {} a compressed store records",
@@ -344,6 +356,8 @@ pub struct StoreWriter<S: Sink, I: IndexStorage> {
     index: I,
     count: usize,
     offset: u64,
+    /// The header's flags (the trailer repeats them).
+    flags: u32,
     /// A compressed store's facts so far.
     #[cfg(feature = "store-zstd")]
     zstd: Option<ZstdFacts>,
@@ -364,16 +378,46 @@ impl<S: Sink, I: IndexStorage> StoreWriter<S, I> {
     /// Starts a store in `sink`, building the index in `index`, and writes
     /// the header.
     pub fn new(sink: S, index: I) -> Result<Self, WriteError<S::Error>> {
-        StoreWriter::start(sink, index, layout::HEADER_MAGIC, layout::VERSION, 0)
+        StoreWriter::start(sink, index, layout::HEADER_MAGIC, layout::VERSION, 0, None)
     }
 
-    /// Checks the index storage and writes the header.
+    /// Starts an archived store: every workflow added is an rkyv archive in
+    /// `format`, behind the alignment prefix of
+    /// [`layout::archived_payload`] (knhk-std's `add_archived` makes both;
+    /// [`offset`](Self::offset) says where the next entry's data starts).
+    #[cfg(feature = "store-archive")]
+    pub fn new_archived(
+        sink: S,
+        index: I,
+        format: layout::ArchiveFormat,
+    ) -> Result<Self, WriteError<S::Error>> {
+        StoreWriter::start(
+            sink,
+            index,
+            layout::HEADER_MAGIC,
+            layout::VERSION,
+            layout::FLAG_ARCHIVED,
+            Some(format.to_bytes()),
+        )
+    }
+
+    /// Bytes written so far: the next workflow's frame starts here, and
+    /// its data [`FRAME`] bytes later.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Checks the index storage and writes the header (and an archived
+    /// store's format record).
     fn start(
         sink: S,
         mut index: I,
         magic: [u8; 8],
         version: u32,
         flags: u32,
+        #[cfg_attr(not(feature = "store-archive"), allow(unused_variables))] archive: Option<
+            [u8; layout::ARCHIVE_LEN],
+        >,
     ) -> Result<Self, WriteError<S::Error>> {
         let capacity = index.slots().len();
         if !capacity.is_power_of_two() || capacity < 2 {
@@ -385,6 +429,7 @@ impl<S: Sink, I: IndexStorage> StoreWriter<S, I> {
             index,
             count: 0,
             offset: 0,
+            flags,
             #[cfg(feature = "store-zstd")]
             zstd: None,
         };
@@ -393,6 +438,9 @@ impl<S: Sink, I: IndexStorage> StoreWriter<S, I> {
         header[8..12].copy_from_slice(&version.to_le_bytes());
         header[12..16].copy_from_slice(&flags.to_le_bytes());
         writer.frame(&layout::HEADER_ID, &[&header])?;
+        if let Some(record) = archive {
+            writer.frame(&layout::ARCHIVE_ID, &[&record])?;
+        }
         Ok(writer)
     }
 
@@ -408,9 +456,39 @@ impl<S: Sink, I: IndexStorage> StoreWriter<S, I> {
         dictionary: Option<&[u8]>,
         level: i32,
     ) -> Result<Self, WriteError<S::Error>> {
+        StoreWriter::compressed(sink, index, dictionary, level, None)
+    }
+
+    /// [`new_compressed`](Self::new_compressed) for an archived store: each
+    /// frame decompresses to an archive behind its alignment prefix (16
+    /// bytes: the archive is aligned in a 16-byte-aligned buffer).
+    #[cfg(all(feature = "store-zstd", feature = "store-archive"))]
+    pub fn new_compressed_archived(
+        sink: S,
+        index: I,
+        dictionary: Option<&[u8]>,
+        level: i32,
+        format: layout::ArchiveFormat,
+    ) -> Result<Self, WriteError<S::Error>> {
+        StoreWriter::compressed(sink, index, dictionary, level, Some(format.to_bytes()))
+    }
+
+    #[cfg(feature = "store-zstd")]
+    fn compressed(
+        sink: S,
+        index: I,
+        dictionary: Option<&[u8]>,
+        level: i32,
+        archive: Option<[u8; layout::ARCHIVE_LEN]>,
+    ) -> Result<Self, WriteError<S::Error>> {
         let flags = layout::FLAG_ZSTD
             | if dictionary.is_some() {
                 layout::FLAG_DICTIONARY
+            } else {
+                0
+            }
+            | if archive.is_some() {
+                layout::FLAG_ARCHIVED
             } else {
                 0
             };
@@ -420,6 +498,7 @@ impl<S: Sink, I: IndexStorage> StoreWriter<S, I> {
             layout::HEADER_MAGIC_V4,
             layout::VERSION_COMPRESSED,
             flags,
+            archive,
         )?;
         if let Some(dictionary) = dictionary {
             writer.frame(&layout::DICTIONARY_ID, &[dictionary])?;
@@ -620,7 +699,7 @@ impl<S: Sink, I: IndexStorage> StoreWriter<S, I> {
             }
             #[cfg(not(feature = "store-zstd"))]
             Some(never) => match never {},
-            None => (layout::VERSION, 0_u32),
+            None => (layout::VERSION, self.flags),
         };
         self.offset += covered;
 

@@ -38,6 +38,17 @@ pub enum StorageError {
         /// What the writer refused.
         source: WriteError<io::Error>,
     },
+    /// An archived workflow (or the store's archive format, with no `id`)
+    /// could not be read or written as a typed value (feature `rkyv`).
+    #[cfg(feature = "rkyv")]
+    Archive {
+        /// The file.
+        path: PathBuf,
+        /// The workflow, if the error is about one.
+        id: Option<WorkflowSpecId>,
+        /// What went wrong.
+        source: super::archived::ArchiveError,
+    },
     /// A compressed workflow (or the store's dictionary, with no `id`)
     /// could not be decompressed.
     Decompress {
@@ -65,6 +76,18 @@ impl fmt::Display for StorageError {
                 id: Some(id),
                 source,
             } => write!(f, "{}: workflow {id}: {source}", path.display()),
+            #[cfg(feature = "rkyv")]
+            StorageError::Archive {
+                path,
+                id: Some(id),
+                source,
+            } => write!(f, "{}: workflow {id}: {source}", path.display()),
+            #[cfg(feature = "rkyv")]
+            StorageError::Archive {
+                path,
+                id: None,
+                source,
+            } => write!(f, "{}: {source}", path.display()),
             StorageError::Decompress {
                 path,
                 id: None,
@@ -81,6 +104,8 @@ impl std::error::Error for StorageError {
             StorageError::Corrupt { source, .. } => Some(source),
             StorageError::Write { source, .. } => Some(source),
             StorageError::Decompress { source, .. } => Some(source),
+            #[cfg(feature = "rkyv")]
+            StorageError::Archive { source, .. } => Some(source),
         }
     }
 }

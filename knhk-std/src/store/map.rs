@@ -164,7 +164,7 @@ impl MmapWorkflowStore {
 
     /// The parsed view over the map.
     #[inline(always)]
-    fn view(&self) -> &StoreView<'_> {
+    pub(super) fn view(&self) -> &StoreView<'_> {
         self.mapped.borrow_dependent()
     }
 
@@ -388,6 +388,12 @@ impl MmapWorkflowStore {
         }
     }
 
+    /// The rkyv format of an archived store's workflows (written with
+    /// `add_archived`, feature `rkyv`); `None` for plain workflows.
+    pub fn archive_format(&self) -> Option<knhk_core::store::layout::ArchiveFormat> {
+        self.view().archive_format()
+    }
+
     /// Whether the store's workflows are compressed (format version 4).
     pub fn is_compressed(&self) -> bool {
         self.decoder.is_some()
@@ -399,21 +405,21 @@ impl MmapWorkflowStore {
         self.view().compression()
     }
 
-    fn decoder(&self) -> Result<&Decoder, StorageError> {
+    pub(super) fn decoder(&self) -> Result<&Decoder, StorageError> {
         // Only a compressed store hands out frames, and it has a decoder.
         self.decoder
             .as_ref()
             .ok_or_else(|| self.corrupt(StoreError::Compressed))
     }
 
-    fn corrupt(&self, source: StoreError) -> StorageError {
+    pub(super) fn corrupt(&self, source: StoreError) -> StorageError {
         StorageError::Corrupt {
             path: self.path.clone(),
             source,
         }
     }
 
-    fn decompress_error(
+    pub(super) fn decompress_error(
         &self,
         id: &WorkflowSpecId,
         source: super::DecompressError,

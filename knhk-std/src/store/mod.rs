@@ -16,6 +16,10 @@
 //! [`MmapWorkflowReader`] notices the replacement and maps the new one.
 //! Other programs that write store files must do the same.
 
+#[cfg(feature = "rkyv")]
+mod archived;
+#[cfg(all(test, feature = "rkyv"))]
+mod archived_tests;
 mod cache;
 mod compress;
 #[cfg(all(test, not(miri)))]
@@ -26,9 +30,17 @@ mod map;
 mod tests;
 mod writer;
 
+#[cfg(feature = "rkyv")]
+pub use archived::{archive_format, ArchiveBuffer, ArchiveError, Archived, VerifiedArchives};
 pub use cache::MmapWorkflowReader;
 pub use compress::{Compression, DecompressError, WorkflowArena};
 pub use error::StorageError;
+pub use knhk_core::store::layout::ArchiveFormat;
 pub use knhk_core::store::{StoreError, Stored, Version, ZstdFrame, ZstdInfo};
 pub use map::{GetMany, MmapWorkflowStore};
+/// The rkyv this crate reads and writes archives with (feature `rkyv`):
+/// derive with `#[rkyv(crate = knhk_std::store::rkyv)]`, or depend on the
+/// same rkyv 0.8 yourself.
+#[cfg(feature = "rkyv")]
+pub use rkyv;
 pub use writer::{GrowingIndex, IoSink, WorkflowStoreWriter};

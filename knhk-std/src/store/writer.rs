@@ -9,7 +9,8 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use knhk_core::store::{layout, rehash, IndexSlot, IndexStorage, Sink, StoreWriter, WriteError};
+use knhk_core::store::layout::{self, ArchiveFormat};
+use knhk_core::store::{rehash, IndexSlot, IndexStorage, Sink, StoreWriter, WriteError};
 use knhk_core::WorkflowSpecId;
 
 use super::compress::{train, Compression, Encoder};
@@ -88,11 +89,16 @@ type FileSink = IoSink<BufWriter<File>>;
 /// trained on the first workflows.
 pub struct WorkflowStoreWriter {
     state: State,
+    /// Whether the store holds rkyv archives (decided by the first add).
+    archive: Option<Option<ArchiveFormat>>,
     temp: PathBuf,
     path: PathBuf,
 }
 
 enum State {
+    /// Nothing written yet: the first workflow says whether the store
+    /// holds archives, which the header records.
+    Fresh(Box<(FileSink, Option<Compression>)>),
     Plain(StoreWriter<FileSink, GrowingIndex>),
     /// Holding the first workflows to train the dictionary on.
     Sampling(Box<Sampling>),
@@ -104,6 +110,7 @@ enum State {
 struct Sampling {
     sink: FileSink,
     compression: Compression,
+    archive: Option<ArchiveFormat>,
     /// The workflows so far, end to end, and each one's id and length.
     samples: Vec<u8>,
     entries: Vec<(WorkflowSpecId, usize)>,
@@ -130,15 +137,12 @@ impl WorkflowStoreWriter {
     /// Starts writing an uncompressed store that will replace `path`.
     pub fn create(path: impl AsRef<Path>) -> Result<WorkflowStoreWriter, StorageError> {
         let (sink, temp, path) = WorkflowStoreWriter::temp_file(path.as_ref())?;
-        let writer =
-            StoreWriter::new(sink, GrowingIndex::new()).map_err(|e| write_error(e, &temp, &path));
-        let mut made = WorkflowStoreWriter {
-            state: State::Failed,
+        Ok(WorkflowStoreWriter {
+            state: State::Fresh(Box::new((sink, None))),
+            archive: None,
             temp,
             path,
-        };
-        made.state = State::Plain(writer?);
-        Ok(made)
+        })
     }
 
     /// Starts writing a compressed store (format version 4) that will
@@ -178,23 +182,50 @@ impl WorkflowStoreWriter {
         compression: Compression,
     ) -> Result<WorkflowStoreWriter, StorageError> {
         let (sink, temp, path) = WorkflowStoreWriter::temp_file(path.as_ref())?;
-        let mut made = WorkflowStoreWriter {
-            state: State::Failed,
+        Ok(WorkflowStoreWriter {
+            state: State::Fresh(Box::new((sink, Some(compression)))),
+            archive: None,
             temp,
             path,
+        })
+    }
+
+    /// Writes the header (and an archived store's format record): the
+    /// first workflow, or `finish`, says what the store holds.
+    fn begin(&mut self, archive: Option<ArchiveFormat>) -> Result<(), StorageError> {
+        if !matches!(self.state, State::Fresh(_)) {
+            return Ok(());
+        }
+        let State::Fresh(fresh) = std::mem::replace(&mut self.state, State::Failed) else {
+            return Ok(());
         };
-        made.state = if compression.dictionary {
-            State::Sampling(Box::new(Sampling {
+        let (sink, compression) = *fresh;
+        self.archive = Some(archive);
+        self.state = match compression {
+            None => {
+                let index = GrowingIndex::new();
+                let writer = match archive {
+                    Some(format) => StoreWriter::new_archived(sink, index, format),
+                    None => StoreWriter::new(sink, index),
+                };
+                State::Plain(writer.map_err(|e| write_error(e, &self.temp, &self.path))?)
+            }
+            Some(compression) if compression.dictionary => State::Sampling(Box::new(Sampling {
                 sink,
                 compression,
+                archive,
                 samples: Vec::new(),
                 entries: Vec::new(),
                 ids: HashSet::new(),
-            }))
-        } else {
-            State::Compressing(Box::new(made.compressing(sink, compression.level, None)?))
+            })),
+            Some(compression) => State::Compressing(Box::new(self.compressing(
+                sink,
+                compression.level,
+                None,
+                archive,
+            )?)),
         };
-        Ok(made)
+        Ok(())
     }
 
     /// A writer of compressed workflows into `sink`, its header (and
@@ -204,10 +235,17 @@ impl WorkflowStoreWriter {
         sink: FileSink,
         level: i32,
         dictionary: Option<&[u8]>,
+        archive: Option<ArchiveFormat>,
     ) -> Result<Compressing, StorageError> {
         let encoder = Encoder::new(level, dictionary).map_err(io_error(&self.path, "compress"))?;
-        let writer = StoreWriter::new_compressed(sink, GrowingIndex::new(), dictionary, level)
-            .map_err(|e| write_error(e, &self.temp, &self.path))?;
+        let index = GrowingIndex::new();
+        let writer = match archive {
+            Some(format) => {
+                StoreWriter::new_compressed_archived(sink, index, dictionary, level, format)
+            }
+            None => StoreWriter::new_compressed(sink, index, dictionary, level),
+        }
+        .map_err(|e| write_error(e, &self.temp, &self.path))?;
         Ok(Compressing {
             writer,
             encoder,
@@ -227,13 +265,15 @@ impl WorkflowStoreWriter {
         let Sampling {
             sink,
             compression,
+            archive,
             samples,
             entries,
             ..
         } = *sampling;
         let lengths: Vec<usize> = entries.iter().map(|&(_, len)| len).collect();
         let dictionary = train(&samples, &lengths, compression.dictionary_size);
-        let mut compressing = self.compressing(sink, compression.level, dictionary.as_deref())?;
+        let mut compressing =
+            self.compressing(sink, compression.level, dictionary.as_deref(), archive)?;
         let mut at = 0;
         for (id, len) in entries {
             compressing
@@ -280,6 +320,41 @@ impl WorkflowStoreWriter {
 
     /// Adds a workflow. Duplicate and reserved ids are refused.
     pub fn add(&mut self, id: WorkflowSpecId, data: &[u8]) -> Result<(), StorageError> {
+        self.begin(None)?;
+        if self.archive != Some(None) {
+            return Err(self.refused(WriteError::Archived));
+        }
+        self.add_entry(id, data)
+    }
+
+    /// The error for a refused write, named by the destination.
+    pub(super) fn refused(&self, e: WriteError<io::Error>) -> StorageError {
+        write_error(e, &self.temp, &self.path)
+    }
+
+    /// Where the next workflow's archive must start to be aligned where
+    /// it is read: its prefix byte (see [`layout::archived_payload`]).
+    /// Writes the header first, for an archived store in `format`.
+    #[cfg_attr(not(feature = "rkyv"), allow(dead_code))]
+    pub(super) fn archive_prefix(&mut self, format: ArchiveFormat) -> Result<u8, StorageError> {
+        self.begin(Some(format))?;
+        if self.archive != Some(Some(format)) {
+            return Err(self.refused(WriteError::NotArchived));
+        }
+        Ok(match &self.state {
+            // In the file: aligned in the map.
+            State::Plain(writer) => layout::archive_prefix(writer.offset() + layout::FRAME as u64),
+            // In the decompressed bytes: aligned in an aligned buffer.
+            _ => layout::archive_prefix(0),
+        })
+    }
+
+    /// Adds an entry's data as it is.
+    pub(super) fn add_entry(
+        &mut self,
+        id: WorkflowSpecId,
+        data: &[u8],
+    ) -> Result<(), StorageError> {
         let result = match &mut self.state {
             State::Plain(writer) => writer.add(id, data),
             State::Compressing(compressing) => compressing.add(id, data),
@@ -301,7 +376,7 @@ impl WorkflowStoreWriter {
                     Ok(())
                 }
             }
-            State::Failed => return Err(self.failed()),
+            State::Fresh(_) | State::Failed => return Err(self.failed()),
         };
         result.map_err(|e| {
             if matches!(e, WriteError::Sink(_)) {
@@ -311,13 +386,18 @@ impl WorkflowStoreWriter {
         })
     }
 
+    /// The file the store will replace.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Workflows added so far.
     pub fn len(&self) -> usize {
         match &self.state {
             State::Plain(writer) => writer.len(),
             State::Sampling(sampling) => sampling.entries.len(),
             State::Compressing(compressing) => compressing.writer.len(),
-            State::Failed => 0,
+            State::Fresh(_) | State::Failed => 0,
         }
     }
 
@@ -329,11 +409,12 @@ impl WorkflowStoreWriter {
     /// Writes the index and trailer, syncs, and atomically replaces the
     /// destination. Returns the store's size in bytes.
     pub fn finish(mut self) -> Result<u64, StorageError> {
+        self.begin(None)?;
         self.stop_sampling()?;
         let writer = match std::mem::replace(&mut self.state, State::Failed) {
             State::Plain(writer) => writer,
             State::Compressing(compressing) => compressing.writer,
-            State::Sampling(_) | State::Failed => return Err(self.failed()),
+            State::Fresh(_) | State::Sampling(_) | State::Failed => return Err(self.failed()),
         };
         let (IoSink(buffered), len) = writer
             .finish_into_sink()

@@ -101,7 +101,12 @@ impl<'a> StoreView<'a> {
         let offset = at as u64;
         let bad = |field| StoreError::BadTrailer { offset, field };
         let flags = read_u32(bytes, at + FRAME + trailer::FLAGS).ok_or(bad("flags"))?;
-        if flags & layout::FLAG_ZSTD == 0 || flags & !layout::FLAGS_V4 != 0 {
+        let known = if cfg!(feature = "store-archive") {
+            layout::FLAGS_V4
+        } else {
+            layout::FLAGS_V4 & !layout::FLAG_ARCHIVED
+        };
+        if flags & layout::FLAG_ZSTD == 0 || flags & !known != 0 {
             return Err(bad("flags"));
         }
         let facts = bad("compression facts");
