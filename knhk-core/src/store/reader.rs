@@ -744,20 +744,6 @@ impl<'a> StoreView<'a> {
         }
     }
 
-    /// A version-3 lookup of a hashed id.
-    #[inline(always)]
-    fn probe(
-        &self,
-        ix: &BucketIndex,
-        key: &[u8; 16],
-        hash: u64,
-    ) -> Result<Option<&'a [u8]>, StoreError> {
-        match self.probe_common(ix, key, hash) {
-            Some(found) => Ok(found),
-            None => self.probe_buckets(ix, key, hash),
-        }
-    }
-
     /// The common case of a version-3 lookup, in as few instructions as it
     /// can be: a lookup's cost is mostly memory latency, and the fewer
     /// instructions each takes, the more lookups the CPU keeps in flight at
@@ -772,7 +758,7 @@ impl<'a> StoreView<'a> {
         key: &[u8; 16],
         hash: u64,
     ) -> Option<Option<&'a [u8]>> {
-        match self.candidate(ix, hash) {
+        match self.candidate(ix.home, hash) {
             Ahead::Absent => Some(None),
             Ahead::Frame(frame) => self.frame_data(frame, key).map(Some),
             Ahead::Ask => None,
@@ -783,8 +769,8 @@ impl<'a> StoreView<'a> {
     /// slot points at, that the id is absent (no slot with its tag, and the
     /// bucket not full), or that the careful path must look.
     #[inline(always)]
-    fn candidate(&self, ix: &BucketIndex, hash: u64) -> Ahead {
-        let home = layout::home_bucket(hash, ix.home) as usize;
+    fn candidate(&self, home_buckets: u64, hash: u64) -> Ahead {
+        let home = layout::home_bucket(hash, home_buckets) as usize;
         let Some(bucket) = self.buckets.get(home) else {
             return Ahead::Ask;
         };
@@ -813,7 +799,7 @@ impl<'a> StoreView<'a> {
     pub fn prefetch(&self, id: &WorkflowSpecId) {
         let key = id.as_bytes();
         match &self.index {
-            Some(Index::Buckets(ix)) => self.prefetch_bucket(ix, layout::slot_hash(key)),
+            Some(Index::Buckets(ix)) => self.prefetch_bucket(ix.home, layout::slot_hash(key)),
             #[cfg(feature = "store-v2")]
             Some(Index::Slots(ix)) => {
                 let slot = layout::slot_hash(key) as usize & (ix.capacity - 1);
@@ -865,11 +851,10 @@ impl<'a> StoreView<'a> {
     }
 
     #[inline]
-    fn prefetch_bucket(&self, ix: &BucketIndex, hash: u64) {
-        // `home_bucket` is below `ix.home`, itself at most `ix.total`.
-        let bucket = layout::home_bucket(hash, ix.home) as usize;
-        if let Some(byte) = self.bytes.get(ix.buckets + bucket * BUCKET) {
-            prefetch::line(byte);
+    fn prefetch_bucket(&self, home_buckets: u64, hash: u64) {
+        let bucket = layout::home_bucket(hash, home_buckets) as usize;
+        if let Some(line) = self.buckets.get(bucket) {
+            prefetch::line(&line[0]);
         }
     }
 
@@ -1197,10 +1182,10 @@ pub struct GetMany<'a, 'i> {
     view: StoreView<'a>,
     ids: &'i [WorkflowSpecId],
     next: usize,
-    /// The bucket index the pipeline reads (`None`: every lookup through
-    /// [`StoreView::try_get`], for the other versions and compressed
-    /// stores).
-    fast: Option<BucketIndex>,
+    /// The home buckets of the bucket index the pipeline reads (`None`:
+    /// every lookup through [`StoreView::try_get`], for the other versions
+    /// and compressed stores). Only this number is read per lookup.
+    fast: Option<u64>,
     /// The lookup of `ids[i]`, at `i % RING`.
     ring: [InFlight; RING],
 }
@@ -1237,7 +1222,7 @@ impl<'a, 'i> GetMany<'a, 'i> {
         let fast = match view.index {
             #[cfg(feature = "store-zstd")]
             Some(Index::Buckets(_)) if view.zstd.is_some() => None,
-            Some(Index::Buckets(ix)) => Some(ix),
+            Some(Index::Buckets(ix)) => Some(ix.home),
             _ => None,
         };
         let mut many = GetMany {
@@ -1247,12 +1232,12 @@ impl<'a, 'i> GetMany<'a, 'i> {
             fast,
             ring: [InFlight::default(); RING],
         };
-        if let Some(ix) = fast {
+        if let Some(home) = fast {
             for i in 0..ids.len().min(Self::INDEX_AHEAD) {
-                many.hash_ahead(&ix, i);
+                many.hash_ahead(home, i);
             }
             for i in 0..ids.len().min(Self::DATA_AHEAD) {
-                many.read_ahead(&ix, i);
+                many.read_ahead(home, i);
             }
         }
         many
@@ -1260,31 +1245,31 @@ impl<'a, 'i> GetMany<'a, 'i> {
 
     /// Stage one for `ids[i]`: hash it, prefetch its bucket.
     #[inline(always)]
-    fn hash_ahead(&mut self, ix: &BucketIndex, i: usize) {
+    fn hash_ahead(&mut self, home: u64, i: usize) {
         if let Some(id) = self.ids.get(i) {
             let hash = layout::slot_hash(id.as_bytes());
             self.ring[i % RING] = InFlight {
                 hash,
                 found: Ahead::Ask,
             };
-            self.view.prefetch_bucket(ix, hash);
+            self.view.prefetch_bucket(home, hash);
         }
     }
 
     /// Stage two for `ids[i]`: read its bucket, note the frame (and
     /// prefetch it) or the absence.
     #[inline(always)]
-    fn read_ahead(&mut self, ix: &BucketIndex, i: usize) {
+    fn read_ahead(&mut self, home: u64, i: usize) {
         let slot = &mut self.ring[i % RING];
-        slot.found = self.view.look_ahead(ix, slot.hash);
+        slot.found = self.view.look_ahead(home, slot.hash);
     }
 }
 
 impl<'a> StoreView<'a> {
     /// What the home bucket of `hash` says, with the frame prefetched.
     #[inline(always)]
-    fn look_ahead(&self, ix: &BucketIndex, hash: u64) -> Ahead {
-        let found = self.candidate(ix, hash);
+    fn look_ahead(&self, home: u64, hash: u64) -> Ahead {
+        let found = self.candidate(home, hash);
         if let Ahead::Frame(frame) = found {
             // The frame and the first bytes of the data; a frame that
             // straddles two lines gets both.
@@ -1320,15 +1305,15 @@ impl<'a> Iterator for GetMany<'a, '_> {
         let i = self.next;
         let id = self.ids.get(i)?;
         self.next = i + 1;
-        let Some(ix) = self.fast else {
+        let Some(home) = self.fast else {
             if let Some(ahead) = self.ids.get(i + Self::INDEX_AHEAD) {
                 self.view.prefetch(ahead);
             }
             return Some(self.view.try_get(id));
         };
-        self.hash_ahead(&ix, i + Self::INDEX_AHEAD);
+        self.hash_ahead(home, i + Self::INDEX_AHEAD);
         if i + Self::DATA_AHEAD < self.ids.len() {
-            self.read_ahead(&ix, i + Self::DATA_AHEAD);
+            self.read_ahead(home, i + Self::DATA_AHEAD);
         }
         let current = self.ring[i % RING];
         let key = id.as_bytes();
@@ -1339,7 +1324,8 @@ impl<'a> Iterator for GetMany<'a, '_> {
         };
         Some(match quick {
             Some(answer) => Ok(answer),
-            None => self.view.probe(&ix, key, current.hash),
+            // Rare (a crowded bucket, a shared tag): the careful lookup.
+            None => self.view.try_get_carefully(id),
         })
     }
 
