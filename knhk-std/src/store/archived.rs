@@ -324,13 +324,14 @@ impl<'s, T: Archived> VerifiedArchives<'s, T> {
     #[inline]
     pub fn get(&self, id: &WorkflowSpecId) -> Option<&'s T::Archived> {
         let bytes = self.store.view().get_archived(id).ok()??;
-        // SAFETY: `verify_archived` checked this store (whose map cannot
-        // change while mapped: the module's contract) with `verify`, so
-        // every lookup leads to one of its entries, and then validated
-        // every entry's archive (the bytes after its prefix, which is what
+        // `verify_archived` checked this store (whose map cannot change
+        // while mapped: the module's contract) with `verify`, so every
+        // lookup leads to one of its entries, and then validated every
+        // entry's archive (the bytes after its prefix, which is what
         // `get_archived` hands out) as a `T::Archived` with bytecheck,
-        // alignment included. `bytes` is one of those archives, and `self`
-        // borrows the store for `'s`.
+        // alignment included.
+        // SAFETY: `bytes` is one of those validated archives, and `self`
+        // borrows the store (so the map) for `'s`.
         Some(unsafe { rkyv::access_unchecked::<T::Archived>(bytes) })
     }
 
