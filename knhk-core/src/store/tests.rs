@@ -93,6 +93,17 @@ const FORMAT: layout::ArchiveFormat = layout::ArchiveFormat {
     aligned: true,
 };
 
+/// How many bytes a damage test moves on at a time: every byte natively;
+/// under Miri, `step` for the first file (version 3) and three times that
+/// for the others, whose parsing shares most of its code with it.
+fn miri_step(file: usize, step: usize) -> usize {
+    match (cfg!(miri), file) {
+        (false, _) => 1,
+        (true, 0) => step,
+        (true, _) => 3 * step,
+    }
+}
+
 /// The files of every version this build reads, for the damage tests.
 fn every_version(entries: &[(WorkflowSpecId, Vec<u8>)]) -> Vec<(u32, Vec<u8>)> {
     #[allow(unused_mut)]
@@ -493,9 +504,9 @@ fn exercise(bytes: &[u8]) -> bool {
 
 #[test]
 fn every_single_byte_change_is_caught_and_never_panics() {
-    for (version, file) in every_version(&sample()) {
+    for (n, (version, file)) in every_version(&sample()).into_iter().enumerate() {
         assert!(exercise(&file));
-        let step = if cfg!(miri) { 11 } else { 1 };
+        let step = miri_step(n, 11);
         for i in (0..file.len()).step_by(step) {
             for flip in [0x01_u8, 0x80] {
                 let mut bad = file.clone();
@@ -511,8 +522,8 @@ fn every_single_byte_change_is_caught_and_never_panics() {
 
 #[test]
 fn every_truncation_is_an_error_or_a_shorter_valid_v1_list() {
-    for (_, file) in every_version(&sample()) {
-        let step = if cfg!(miri) { 7 } else { 1 };
+    for (n, (_, file)) in every_version(&sample()).into_iter().enumerate() {
+        let step = miri_step(n, 7);
         for len in (0..file.len()).step_by(step) {
             // A cut at a frame boundary is a valid (shorter) version-1 list;
             // anywhere else it is an error. Either way: no panic.

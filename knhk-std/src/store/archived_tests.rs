@@ -142,6 +142,42 @@ fn the_read_path_over_bytes_validates_and_accesses_in_place() {
     }
 }
 
+#[test]
+fn forged_relative_pointers_and_lengths_are_refused_by_validation() {
+    use knhk_core::store::StoreView;
+    // Forgeries that keep the file's checksums out of the picture: the
+    // archive's bytes are changed where the reader gets them, as a forger
+    // who also rewrote the checksums would leave them.
+    let bytes = archived_bytes(6);
+    let store = StoreView::parse(&bytes).unwrap();
+    let archive = store.get_archived(&id(4)).unwrap().unwrap();
+    let root = archive.len() - core::mem::size_of::<ArchivedSpec>();
+    // `ArchivedSpec` is laid out as declared: `name` (an archived string,
+    // 8 bytes), then `tasks` (an archived vec: a 4-byte relative offset
+    // and a 4-byte length).
+    let tasks = root + 8;
+    let forge = |at: usize, value: i32| {
+        let mut forged = ArchiveBuffer::new();
+        forged.extend_from_slice(archive);
+        forged[at..at + 4].copy_from_slice(&value.to_le_bytes());
+        rkyv::access::<ArchivedSpec, rancor::Error>(&forged).map(|_| ())
+    };
+    for offset in [i32::MAX, i32::MIN, 0x4000, -0x4000, 1, -1] {
+        assert!(
+            forge(tasks, offset).is_err(),
+            "a vec pointing {offset:+} bytes away was accepted"
+        );
+    }
+    for len in [i32::MAX, 0x10_0000] {
+        assert!(
+            forge(tasks + 4, len).is_err(),
+            "a vec of {len} tasks was accepted"
+        );
+    }
+    // The untouched archive still validates.
+    assert!(rkyv::access::<ArchivedSpec, rancor::Error>(archive).is_ok());
+}
+
 #[cfg(not(miri))]
 mod files {
     use std::fs;
