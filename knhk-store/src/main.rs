@@ -338,18 +338,7 @@ fn info(file: &Path) -> Result<(), Failure> {
         store.size()
     );
     if let Some(format) = store.archive_format() {
-        println!(
-            "payloads:   rkyv {}.{} archives ({}-endian, {}-byte pointers, {}), 16-byte aligned",
-            format.major,
-            format.minor,
-            if format.big_endian { "big" } else { "little" },
-            format.pointer_width,
-            if format.aligned {
-                "aligned primitives"
-            } else {
-                "unaligned primitives"
-            }
-        );
+        println!("payloads:   archives ({format}), 16-byte aligned");
     }
     if let Some(zstd) = store.compression() {
         let ratio = |part: u64| {

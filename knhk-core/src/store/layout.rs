@@ -241,6 +241,21 @@ impl ArchiveFormat {
     }
 }
 
+impl core::fmt::Display for ArchiveFormat {
+    /// As `rkyv 0.8, little-endian, 4-byte pointers, aligned primitives`.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "rkyv {}.{}, {}-endian, {}-byte pointers, {} primitives",
+            self.major,
+            self.minor,
+            if self.big_endian { "big" } else { "little" },
+            self.pointer_width,
+            if self.aligned { "aligned" } else { "unaligned" }
+        )
+    }
+}
+
 /// The archived bytes of an archived store's entry: its data is a prefix
 /// byte `k` (1 to 16), `k - 1` zero bytes, then the archive, so that the
 /// archive starts on an [`ARCHIVE_ALIGN`] boundary where it is read.

@@ -653,6 +653,15 @@ impl<'a> StoreView<'a> {
         })
     }
 
+    /// Where the frame of the entry whose data is `data` (a slice of
+    /// `bytes`) starts: for the errors that name an entry.
+    #[cfg(any(feature = "store-zstd", feature = "store-archive"))]
+    fn entry_offset(&self, data: &[u8]) -> u64 {
+        (data.as_ptr() as usize)
+            .wrapping_sub(self.bytes.as_ptr() as usize)
+            .wrapping_sub(FRAME) as u64
+    }
+
     /// The format the bytes were parsed as.
     pub fn version(&self) -> Version {
         self.version

@@ -106,26 +106,7 @@ impl fmt::Display for ArchiveError {
             ArchiveError::NotArchived => f.write_str("the store's workflows are not rkyv archives"),
             ArchiveError::Format { expected, found } => write!(
                 f,
-                "the store's archives are rkyv {}.{} {}-endian, {}-byte pointers, {}; \
-                 this build reads rkyv {}.{} {}-endian, {}-byte pointers, {}",
-                found.major,
-                found.minor,
-                if found.big_endian { "big" } else { "little" },
-                found.pointer_width,
-                if found.aligned {
-                    "aligned"
-                } else {
-                    "unaligned"
-                },
-                expected.major,
-                expected.minor,
-                if expected.big_endian { "big" } else { "little" },
-                expected.pointer_width,
-                if expected.aligned {
-                    "aligned"
-                } else {
-                    "unaligned"
-                },
+                "the store's archives are {found}; this build reads {expected}"
             ),
             ArchiveError::Invalid { reason } => write!(f, "invalid archive: {reason}"),
             ArchiveError::Serialize { reason } => write!(f, "cannot archive the value: {reason}"),

@@ -4,7 +4,7 @@
 //! validates and accesses them with rkyv.
 
 use super::{StoreError, StoreView};
-use crate::store::layout::{self, ArchiveFormat, FRAME};
+use crate::store::layout::{self, ArchiveFormat};
 use crate::WorkflowSpecId;
 
 impl<'a> StoreView<'a> {
@@ -33,9 +33,7 @@ impl<'a> StoreView<'a> {
     /// An entry's archive, after its prefix.
     fn archived(&self, data: &'a [u8]) -> Result<&'a [u8], StoreError> {
         layout::archived_payload(data).ok_or_else(|| StoreError::BadArchivedEntry {
-            offset: (data.as_ptr() as usize)
-                .wrapping_sub(self.bytes.as_ptr() as usize)
-                .wrapping_sub(FRAME) as u64,
+            offset: self.entry_offset(data),
         })
     }
 

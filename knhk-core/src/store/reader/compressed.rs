@@ -208,12 +208,9 @@ impl<'a> StoreView<'a> {
         let Some(info) = &self.zstd else {
             return Ok(Stored::Plain(data));
         };
-        // Where the entry's frame starts, for the error: `data` lies in
-        // `bytes`, a frame after its start.
-        let offset = (data.as_ptr() as usize)
-            .wrapping_sub(self.bytes.as_ptr() as usize)
-            .wrapping_sub(FRAME) as u64;
-        let bad = StoreError::BadCompressedEntry { offset };
+        let bad = StoreError::BadCompressedEntry {
+            offset: self.entry_offset(data),
+        };
         let (len, frame) = data.split_first_chunk::<{ layout::RAW_LEN }>().ok_or(bad)?;
         let len = u32::from_le_bytes(*len);
         if u64::from(len) > info.largest {
