@@ -3,6 +3,88 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+/// Heap allocations counted per thread, for the tests that check that a
+/// path allocates nothing: each such test binary declares
+/// `#[global_allocator] static ALLOCATOR: ThisThreadCounting =
+/// knhk_tests::counting::allocator();` and wraps the code it checks in
+/// [`counted`](counting::counted). Only the counting thread's allocations
+/// are seen, so the harness's other threads allocate as they like.
+pub mod counting {
+    use std::alloc::System;
+    use std::cell::Cell;
+
+    use knhk_core::alloc_stats::{AllocSnapshot, CountingAlloc, Tally};
+
+    /// This thread's counts, while it counts. Const-initialised cells
+    /// without `Drop`: reading them allocates nothing and registers no
+    /// destructor.
+    struct Counts {
+        on: Cell<bool>,
+        allocations: Cell<u64>,
+        bytes: Cell<u64>,
+    }
+
+    thread_local! {
+        static COUNTS: Counts = const {
+            Counts { on: Cell::new(false), allocations: Cell::new(0), bytes: Cell::new(0) }
+        };
+    }
+
+    /// A tally of the allocations the current thread makes while
+    /// [`counted`] runs.
+    pub struct ThisThread;
+
+    impl Tally for ThisThread {
+        fn record_alloc(&self, size: usize) {
+            // `try_with`: the allocator runs during thread teardown too.
+            let _ = COUNTS.try_with(|c| {
+                if c.on.get() {
+                    c.allocations.set(c.allocations.get() + 1);
+                    c.bytes.set(c.bytes.get() + size as u64);
+                }
+            });
+        }
+
+        fn record_dealloc(&self, _size: usize) {}
+
+        fn snapshot(&self) -> AllocSnapshot {
+            COUNTS
+                .try_with(|c| AllocSnapshot {
+                    allocations: c.allocations.get(),
+                    total_allocated: c.bytes.get(),
+                    ..AllocSnapshot::default()
+                })
+                .unwrap_or_default()
+        }
+
+        fn reset_peak(&self) {}
+    }
+
+    /// The system allocator, counting per thread.
+    pub type ThisThreadCounting = CountingAlloc<System, ThisThread>;
+
+    /// The global allocator of a counting test binary.
+    pub const fn allocator() -> ThisThreadCounting {
+        CountingAlloc::with_tally(System, ThisThread)
+    }
+
+    /// Runs `f`; returns its result and the heap allocations and bytes
+    /// this thread made meanwhile (`allocator` must be the binary's global
+    /// allocator).
+    pub fn counted<R>(allocator: &ThisThreadCounting, f: impl FnOnce() -> R) -> (R, u64, u64) {
+        let before = allocator.snapshot();
+        COUNTS.with(|c| c.on.set(true));
+        let r = f();
+        COUNTS.with(|c| c.on.set(false));
+        let after = allocator.snapshot();
+        (
+            r,
+            after.allocations - before.allocations,
+            after.total_allocated - before.total_allocated,
+        )
+    }
+}
+
 /// A value that counts its drops in a shared counter.
 #[derive(Debug)]
 pub struct DropCounter(pub Arc<AtomicUsize>);

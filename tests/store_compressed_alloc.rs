@@ -8,80 +8,25 @@
 //! the thread's first read, which the warm-up does), and a one-shot
 //! decompression into the caller's buffer allocates nothing more.
 
-use std::alloc::System;
-use std::cell::Cell;
 use std::path::{Path, PathBuf};
 
-use knhk_core::alloc_stats::{AllocSnapshot, CountingAlloc, Tally};
 use knhk_core::arena::Arena;
 use knhk_core::store::StoreWriter;
 use knhk_core::WorkflowSpecId;
+use knhk_tests::counting::ThisThreadCounting;
 use knhk_workflow_engine::arena::{ArenaAllocator, GrowingArena};
 use knhk_workflow_engine::store::{
     Compression, DecompressError, GrowingIndex, IoSink, MmapWorkflowStore, StorageError,
     WorkflowStoreWriter,
 };
 
-/// This thread's counts, while it counts. Const-initialised cells without
-/// `Drop`: reading them allocates nothing and registers no destructor.
-struct Counts {
-    on: Cell<bool>,
-    allocations: Cell<u64>,
-    bytes: Cell<u64>,
-}
-
-thread_local! {
-    static COUNTS: Counts = const {
-        Counts { on: Cell::new(false), allocations: Cell::new(0), bytes: Cell::new(0) }
-    };
-}
-
-/// A tally of the allocations the current thread makes while
-/// [`counted`] runs.
-struct ThisThread;
-
-impl Tally for ThisThread {
-    fn record_alloc(&self, size: usize) {
-        // `try_with`: the allocator runs during thread teardown too.
-        let _ = COUNTS.try_with(|c| {
-            if c.on.get() {
-                c.allocations.set(c.allocations.get() + 1);
-                c.bytes.set(c.bytes.get() + size as u64);
-            }
-        });
-    }
-
-    fn record_dealloc(&self, _size: usize) {}
-
-    fn snapshot(&self) -> AllocSnapshot {
-        COUNTS
-            .try_with(|c| AllocSnapshot {
-                allocations: c.allocations.get(),
-                total_allocated: c.bytes.get(),
-                ..AllocSnapshot::default()
-            })
-            .unwrap_or_default()
-    }
-
-    fn reset_peak(&self) {}
-}
-
 #[global_allocator]
-static ALLOCATOR: CountingAlloc<System, ThisThread> = CountingAlloc::with_tally(System, ThisThread);
+static ALLOCATOR: ThisThreadCounting = knhk_tests::counting::allocator();
 
 /// Runs `f`; returns its result and the heap allocations and bytes this
 /// thread made meanwhile.
 fn counted<R>(f: impl FnOnce() -> R) -> (R, u64, u64) {
-    let before = ALLOCATOR.snapshot();
-    COUNTS.with(|c| c.on.set(true));
-    let r = f();
-    COUNTS.with(|c| c.on.set(false));
-    let after = ALLOCATOR.snapshot();
-    (
-        r,
-        after.allocations - before.allocations,
-        after.total_allocated - before.total_allocated,
-    )
+    knhk_tests::counting::counted(&ALLOCATOR, f)
 }
 
 fn scratch(name: &str) -> PathBuf {

@@ -42,18 +42,20 @@ impl Chunk {
 }
 
 /// `Box::new` that reports a failed allocation as an error instead of
-/// aborting (the chunk header is small; this matters only when memory is
-/// already exhausted).
-fn try_box(value: Chunk, bytes: usize) -> Result<Box<Chunk>, ArenaError> {
-    let layout = Layout::new::<Chunk>();
-    // SAFETY: `Chunk` is not zero-sized.
-    let raw = unsafe { std::alloc::alloc(layout) }.cast::<Chunk>();
+/// aborting (the boxed values are small; this matters only when memory is
+/// already exhausted). `bytes` is what the error reports as asked for.
+pub(crate) fn try_box<T>(value: T, bytes: usize) -> Result<Box<T>, ArenaError> {
+    let layout = Layout::new::<T>();
+    if layout.size() == 0 {
+        return Ok(Box::new(value));
+    }
+    // SAFETY: the layout is not zero-sized (checked above).
+    let raw = unsafe { std::alloc::alloc(layout) }.cast::<T>();
     let Some(raw) = NonNull::new(raw) else {
         return Err(ArenaError::OutOfMemory { bytes });
     };
-    // SAFETY: `raw` is a fresh allocation with `Chunk`'s layout, which is
-    // what `Box` frees it with, and it is initialised before the `Box` is
-    // made.
+    // SAFETY: `raw` is a fresh allocation with `T`'s layout, which is what
+    // `Box` frees it with, and it is initialised before the `Box` is made.
     unsafe {
         raw.as_ptr().write(value);
         Ok(Box::from_raw(raw.as_ptr()))

@@ -42,7 +42,7 @@ use knhk_core::cache::CachePadded;
 
 use barrier::Asymmetric;
 
-use crate::arena::{ArenaError, HeapBuffer, DEFAULT_CAPACITY};
+use crate::arena::{ArenaError, GrowingArena, HeapBuffer, DEFAULT_CAPACITY};
 use crate::thread_slot::{self, SLOTS};
 
 mod barrier;
@@ -52,9 +52,103 @@ mod barrier;
 const REPOLL: Duration = Duration::from_millis(10);
 
 struct Shared {
-    idle: Vec<HeapBuffer>,
+    idle: Vec<Idle>,
     /// Arenas in existence: idle, parked, or checked out.
     live: usize,
+}
+
+/// An arena's raw handle as a checkout hands it to its guard, with the
+/// checking-out thread's perch (if it has one).
+type Lent<'p> = (NonNull<u8>, Option<&'p Perch>);
+
+/// An idle arena in the shared list: the raw handle its kind made
+/// ([`Arenas::make`]), owned by the list.
+struct Idle(NonNull<u8>);
+
+// SAFETY: an idle arena is memory with nothing in it: a buffer (`Send`, as
+// `HeapBuffer` is) or a growing arena after its reset, which holds no
+// values (so none of their `Drop`s runs on another thread) and whose cells
+// nobody else reaches. Moving it to another thread is moving a `Box`.
+unsafe impl Send for Idle {}
+
+mod sealed {
+    use super::*;
+
+    /// How a pool makes, frees and lends its arenas: each kind hands the
+    /// pool its arenas as raw handles, which the perches and the shared
+    /// list move between threads.
+    pub trait Arenas: Send + Sync + fmt::Debug {
+        /// A new arena, as a raw handle.
+        fn make(&self) -> Result<NonNull<u8>, ArenaError>;
+
+        /// Frees an idle arena.
+        ///
+        /// # Safety
+        /// `raw` came from [`make`](Self::make) of this value, holds
+        /// nothing (it was reset) and is passed here once, after which it
+        /// is not used.
+        unsafe fn free(&self, raw: NonNull<u8>);
+    }
+}
+
+use sealed::Arenas;
+
+/// What a [`ResourcePool`]'s arenas are: [`FixedArenas`] (the default) or
+/// [`GrowingArenas`]. Sealed: the two are all there is.
+pub trait PoolArenas: Arenas {}
+
+/// The arenas of a pool made with [`ResourcePool::new`]: one buffer of a
+/// fixed capacity each; an allocation past it gets
+/// [`Exhausted`](knhk_core::arena::ArenaError::Exhausted).
+#[derive(Debug)]
+pub struct FixedArenas {
+    /// Every buffer's layout.
+    layout: Layout,
+    /// The capacity asked for.
+    capacity: usize,
+}
+
+impl PoolArenas for FixedArenas {}
+
+impl Arenas for FixedArenas {
+    fn make(&self) -> Result<NonNull<u8>, ArenaError> {
+        Ok(HeapBuffer::with_layout(self.layout)?.into_raw())
+    }
+
+    unsafe fn free(&self, raw: NonNull<u8>) {
+        // SAFETY: `raw` came from `make`, `HeapBuffer::into_raw` of a
+        // buffer with `self.layout`, and is taken back once (the caller's
+        // contract).
+        drop(unsafe { HeapBuffer::from_raw(raw, self.layout) });
+    }
+}
+
+/// The arenas of a pool made with [`ResourcePool::growing`]: a
+/// [`GrowingArena`] each, which adds chunks as a batch needs them (up to
+/// the pool's [`arena_limit`](ResourcePool::arena_limit)) and sizes itself
+/// to its recent batches at each return.
+#[derive(Debug)]
+pub struct GrowingArenas {
+    /// Each arena's first chunk, in bytes.
+    first_chunk: usize,
+    /// The most bytes of chunks each arena may hold.
+    limit: usize,
+}
+
+impl PoolArenas for GrowingArenas {}
+
+impl Arenas for GrowingArenas {
+    fn make(&self) -> Result<NonNull<u8>, ArenaError> {
+        let arena = GrowingArena::with_capacity(self.first_chunk)?.with_limit(self.limit);
+        let arena = crate::arena::try_box(arena, size_of::<GrowingArena>())?;
+        Ok(NonNull::from(Box::leak(arena)).cast())
+    }
+
+    unsafe fn free(&self, raw: NonNull<u8>) {
+        // SAFETY: `raw` came from `make`, a leaked `Box<GrowingArena>`, and
+        // is taken back once (the caller's contract).
+        drop(unsafe { Box::from_raw(raw.cast::<GrowingArena>().as_ptr()) });
+    }
 }
 
 /// What a thief found.
@@ -146,7 +240,12 @@ impl Default for ResourceConfig {
 /// assert_eq!((pool.idle(), pool.live()), (1, 1));
 /// # Ok::<(), knhk_std::arena::ArenaError>(())
 /// ```
-pub struct ResourcePool {
+///
+/// A pool made with [`growing`](ResourcePool::growing) lends
+/// [`GrowingArena`]s instead, which grow past their first chunk rather
+/// than refuse a large batch, and size themselves to their recent batches
+/// each time they come back.
+pub struct ResourcePool<A: PoolArenas = FixedArenas> {
     shared: Mutex<Shared>,
     returned: Condvar,
     signals: CachePadded<Signals>,
@@ -154,9 +253,8 @@ pub struct ResourcePool {
     perches: Box<[CachePadded<Perch>; SLOTS]>,
     /// The owners' and thieves' barriers.
     barriers: Asymmetric,
-    /// Every arena's buffer has this layout.
-    layout: Layout,
-    arena_capacity: usize,
+    /// What the arenas are, and how to make and free them.
+    arenas: A,
     keep: usize,
     max: usize,
 }
@@ -176,9 +274,145 @@ impl ResourcePool {
         max: usize,
         barriers: Asymmetric,
     ) -> Result<ResourcePool, ArenaError> {
-        let layout = HeapBuffer::layout_for(arena_capacity)?;
+        let arenas = FixedArenas {
+            layout: HeapBuffer::layout_for(arena_capacity)?,
+            capacity: arena_capacity,
+        };
+        Ok(ResourcePool::with_arenas(arenas, keep, max, barriers))
+    }
+
+    /// A pool sized by `config`.
+    pub fn with_config(config: &ResourceConfig) -> Result<ResourcePool, ArenaError> {
+        ResourcePool::new(
+            config.arena_capacity,
+            config.default_pool_size,
+            config.max_pools,
+        )
+    }
+
+    /// An arena for one batch, waiting for a return if `max` are out.
+    /// Fails only if a new arena's memory cannot be allocated.
+    #[inline]
+    pub fn checkout(&self) -> Result<PooledArena<'_>, ArenaError> {
+        let (buffer, perch) = self.checkout_raw()?;
+        Ok(PooledArena::new(self, buffer, perch))
+    }
+
+    /// An arena if one is free now (or may be made); `None` if `max` are
+    /// out. Never waits.
+    pub fn try_checkout(&self) -> Option<Result<PooledArena<'_>, ArenaError>> {
+        Some(
+            self.try_checkout_raw()?
+                .map(|(buffer, perch)| PooledArena::new(self, buffer, perch)),
+        )
+    }
+
+    /// Bytes per arena.
+    pub fn arena_capacity(&self) -> usize {
+        self.arenas.capacity
+    }
+}
+
+impl ResourcePool<GrowingArenas> {
+    /// A pool of [`GrowingArena`]s, each made with a first chunk of
+    /// `first_chunk` bytes, that has at most `max` (at least 1) at once and
+    /// keeps up to `keep` idle in its shared list (plus one parked per
+    /// thread, within `max`), as [`new`](ResourcePool::new) does.
+    ///
+    /// A batch larger than an arena's chunk gets a larger chunk instead of
+    /// [`Exhausted`](knhk_core::arena::ArenaError::Exhausted); when the arena comes back it
+    /// is reset as [`GrowingArena::reset`] does, keeping one chunk sized to
+    /// its last [`RESET_HISTORY`](crate::arena::RESET_HISTORY) batches. A
+    /// pool of repeating batches thus settles at one chunk per arena and
+    /// no heap calls per batch, and after a spike gives the memory back.
+    /// No limit unless [`with_arena_limit`](Self::with_arena_limit) sets
+    /// one.
+    ///
+    /// ```
+    /// use knhk_std::pool::ResourcePool;
+    ///
+    /// let pool = ResourcePool::growing(4096, 2, 4)?.with_arena_limit(64 << 20);
+    /// for batch in [100, 50_000, 100] {
+    ///     let arena = pool.checkout()?;
+    ///     for i in 0..batch {
+    ///         arena.alloc([i as u64; 4])?; // 50,000 x 32 bytes: past 4096
+    ///     }
+    ///     assert!(arena.capacity() >= batch * 32);
+    /// } // each arena is reset (and resized) as it returns
+    /// # Ok::<(), knhk_std::arena::ArenaError>(())
+    /// ```
+    pub fn growing(
+        first_chunk: usize,
+        keep: usize,
+        max: usize,
+    ) -> Result<ResourcePool<GrowingArenas>, ArenaError> {
+        // The first chunk's size is checked now, so that a checkout fails
+        // only for want of memory.
+        HeapBuffer::layout_for(first_chunk)?;
+        let arenas = GrowingArenas {
+            first_chunk,
+            limit: usize::MAX,
+        };
+        Ok(ResourcePool::with_arenas(
+            arenas,
+            keep,
+            max,
+            Asymmetric::new(),
+        ))
+    }
+
+    /// The same pool, with each arena holding at most `bytes` bytes of
+    /// chunks: an allocation that would take an arena past that gets
+    /// [`ArenaError::LimitExceeded`]. A first chunk larger than the limit
+    /// is cut to it. Call it before the first checkout: arenas made
+    /// earlier keep the limit they were made with.
+    pub fn with_arena_limit(mut self, bytes: usize) -> ResourcePool<GrowingArenas> {
+        self.arenas.limit = bytes;
+        self.arenas.first_chunk = self.arenas.first_chunk.min(bytes).max(1);
+        self
+    }
+
+    /// A growing arena for one batch, waiting for a return if `max` are
+    /// out. Fails only if a new arena's first chunk cannot be allocated.
+    #[inline]
+    pub fn checkout(&self) -> Result<PooledGrowingArena<'_>, ArenaError> {
+        let (arena, perch) = self.checkout_raw()?;
+        Ok(PooledGrowingArena {
+            arena: arena.cast(),
+            pool: self,
+            perch,
+        })
+    }
+
+    /// A growing arena if one is free now (or may be made); `None` if
+    /// `max` are out. Never waits.
+    pub fn try_checkout(&self) -> Option<Result<PooledGrowingArena<'_>, ArenaError>> {
+        Some(
+            self.try_checkout_raw()?
+                .map(|(arena, perch)| PooledGrowingArena {
+                    arena: arena.cast(),
+                    pool: self,
+                    perch,
+                }),
+        )
+    }
+
+    /// Bytes of each arena's first chunk.
+    pub fn first_chunk(&self) -> usize {
+        self.arenas.first_chunk
+    }
+
+    /// The most bytes of chunks each arena may hold (`usize::MAX` if no
+    /// limit was set).
+    pub fn arena_limit(&self) -> usize {
+        self.arenas.limit
+    }
+}
+
+impl<A: PoolArenas> ResourcePool<A> {
+    fn with_arenas(arenas: A, keep: usize, max: usize, barriers: Asymmetric) -> ResourcePool<A> {
         let max = max.max(1);
-        Ok(ResourcePool {
+        ResourcePool {
             shared: Mutex::new(Shared {
                 idle: Vec::with_capacity(keep.min(max)),
                 live: 0,
@@ -195,48 +429,38 @@ impl ResourcePool {
                 })
             })),
             barriers,
-            layout,
-            arena_capacity,
+            arenas,
             keep: keep.min(max),
             max,
-        })
+        }
     }
 
-    /// A pool sized by `config`.
-    pub fn with_config(config: &ResourceConfig) -> Result<ResourcePool, ArenaError> {
-        ResourcePool::new(
-            config.arena_capacity,
-            config.default_pool_size,
-            config.max_pools,
-        )
-    }
-
-    /// An arena for one batch, waiting for a return if `max` are out.
-    /// Fails only if a new arena's memory cannot be allocated.
-    #[inline]
-    pub fn checkout(&self) -> Result<PooledArena<'_>, ArenaError> {
+    /// An arena's raw handle and this thread's perch, waiting for a return
+    /// if `max` are out.
+    #[inline(always)]
+    fn checkout_raw(&self) -> Result<Lent<'_>, ArenaError> {
         let perch = self.own_perch();
-        // Both paths yield a bare pointer and the guard is built once, here:
-        // that keeps the common path's values in registers.
-        let buffer = match perch.and_then(|perch| self.take_own(perch)) {
-            Some(buffer) => buffer,
+        // Both paths yield a bare pointer and the guard is built once, by
+        // the caller: that keeps the common path's values in registers.
+        let arena = match perch.and_then(|perch| self.take_own(perch)) {
+            Some(arena) => arena,
             None => match self.checkout_slow(perch, true) {
                 Some(result) => result?,
                 None => unreachable!("a waiting checkout returns an arena or an error"),
             },
         };
-        Ok(PooledArena::new(self, buffer, perch))
+        Ok((arena, perch))
     }
 
-    /// An arena if one is free now (or may be made); `None` if `max` are
-    /// out. Never waits.
-    pub fn try_checkout(&self) -> Option<Result<PooledArena<'_>, ArenaError>> {
+    /// As [`checkout_raw`](Self::checkout_raw), but `None` instead of
+    /// waiting.
+    fn try_checkout_raw(&self) -> Option<Result<Lent<'_>, ArenaError>> {
         let perch = self.own_perch();
-        let buffer = match perch.and_then(|perch| self.take_own(perch)) {
-            Some(buffer) => Ok(buffer),
+        let arena = match perch.and_then(|perch| self.take_own(perch)) {
+            Some(arena) => Ok(arena),
             None => self.checkout_slow(perch, false)?,
         };
-        Some(buffer.map(|buffer| PooledArena::new(self, buffer, perch)))
+        Some(arena.map(|arena| (arena, perch)))
     }
 
     #[inline(always)]
@@ -314,14 +538,14 @@ impl ResourcePool {
             if let Some(buffer) = perch.and_then(Self::take_locked) {
                 return Some(Ok(buffer));
             }
-            if let Some(buffer) = shared.idle.pop() {
-                return Some(Ok(buffer.into_raw()));
+            if let Some(Idle(arena)) = shared.idle.pop() {
+                return Some(Ok(arena));
             }
             if shared.live < self.max {
                 shared.live += 1;
                 drop(shared);
-                return Some(match HeapBuffer::with_layout(self.layout) {
-                    Ok(buffer) => Ok(buffer.into_raw()),
+                return Some(match self.arenas.make() {
+                    Ok(arena) => Ok(arena),
                     Err(e) => {
                         self.lock().live -= 1;
                         if self.signals.waiting.load(SeqCst) > 0 {
@@ -400,23 +624,24 @@ impl ResourcePool {
         self.shelve(self.lock(), buffer);
     }
 
-    /// Keeps `buffer` in the shared list if there is room (freeing it
-    /// otherwise, after the lock is released), then wakes a waiter if
-    /// there is one.
+    /// Keeps the reset arena `buffer` in the shared list if there is room
+    /// (freeing it otherwise, after the lock is released), then wakes a
+    /// waiter if there is one.
     fn shelve(&self, mut shared: MutexGuard<'_, Shared>, buffer: NonNull<u8>) {
-        // SAFETY: every buffer the pool hands out or parks came from
-        // `HeapBuffer::into_raw` with `self.layout`, and its one holder
-        // passes it here once.
-        let buffer = unsafe { HeapBuffer::from_raw(buffer, self.layout) };
         let freed = if shared.idle.len() < self.keep {
-            shared.idle.push(buffer);
+            shared.idle.push(Idle(buffer));
             None
         } else {
             shared.live -= 1;
             Some(buffer)
         };
         drop(shared);
-        drop(freed); // freed outside the lock
+        if let Some(freed) = freed {
+            // SAFETY: every arena the pool hands out or parks came from
+            // `self.arenas.make()`; its one holder passed it here, reset,
+            // and it is in no list or perch (freed outside the lock).
+            unsafe { self.arenas.free(freed) };
+        }
         if self.signals.waiting.load(SeqCst) > 0 {
             self.returned.notify_one();
         }
@@ -438,31 +663,33 @@ impl ResourcePool {
     pub fn live(&self) -> usize {
         self.lock().live
     }
-
-    /// Bytes per arena.
-    pub fn arena_capacity(&self) -> usize {
-        self.arena_capacity
-    }
 }
 
-impl Drop for ResourcePool {
+impl<A: PoolArenas> Drop for ResourcePool<A> {
     fn drop(&mut self) {
-        for perch in self.perches.iter_mut() {
-            if let Some(parked) = NonNull::new(*perch.parked.get_mut()) {
-                // SAFETY: parked buffers came from `HeapBuffer::into_raw`
-                // with `self.layout`; `&mut self` means no other thread can
-                // reach the perch.
-                drop(unsafe { HeapBuffer::from_raw(parked, self.layout) });
-            }
+        let shared = self
+            .shared
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        let idle = shared.idle.drain(..).map(|Idle(arena)| arena);
+        let parked = self
+            .perches
+            .iter_mut()
+            .filter_map(|perch| NonNull::new(*perch.parked.get_mut()));
+        for arena in idle.chain(parked) {
+            // SAFETY: parked and idle arenas came from `self.arenas.make()`
+            // and were reset before they were put there; `&mut self` means
+            // no other thread can reach them, and each is freed once.
+            unsafe { self.arenas.free(arena) };
         }
     }
 }
 
-impl fmt::Debug for ResourcePool {
+impl<A: PoolArenas> fmt::Debug for ResourcePool<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let shared = self.lock();
         f.debug_struct("ResourcePool")
-            .field("arena_capacity", &self.arena_capacity)
+            .field("arenas", &self.arenas)
             .field("idle", &(shared.idle.len() + self.parked_count()))
             .field("live", &shared.live)
             .field("max", &self.max)
@@ -494,7 +721,8 @@ impl<'p> PooledArena<'p> {
         // SAFETY: the buffer is valid for the pool's layout and this guard's
         // alone (the pool hands a buffer to one guard at a time) until `drop`
         // gives it back, after dropping the arena.
-        let arena = unsafe { CoreArena::from_raw_parts(buffer.as_ptr(), pool.layout.size()) };
+        let arena =
+            unsafe { CoreArena::from_raw_parts(buffer.as_ptr(), pool.arenas.layout.size()) };
         PooledArena {
             arena: std::mem::ManuallyDrop::new(arena),
             buffer,
@@ -533,12 +761,67 @@ impl fmt::Debug for PooledArena<'_> {
     }
 }
 
+/// A growing arena checked out of a pool made with
+/// [`ResourcePool::growing`]; the [`GrowingArena`] API through `Deref`.
+/// Dropping it resets the arena, which drops what it holds and sizes it to
+/// its recent batches, and returns it to the pool.
+pub struct PooledGrowingArena<'p> {
+    /// The arena (a leaked box from `GrowingArenas::make`), this guard's
+    /// alone until `drop` gives it back.
+    arena: NonNull<GrowingArena>,
+    pool: &'p ResourcePool<GrowingArenas>,
+    /// The checking-out thread's perch. The guard is not `Send` (it holds
+    /// a raw pointer, and the arena is not), so it is dropped on that same
+    /// thread.
+    perch: Option<&'p Perch>,
+}
+
+impl PooledGrowingArena<'_> {
+    /// Frees everything allocated so far, keeping the arena checked out:
+    /// [`GrowingArena::reset`], with its adaptive sizing.
+    pub fn reset(&mut self) {
+        // SAFETY: the arena is this guard's alone, and `&mut self` means no
+        // borrow of it (through `Deref`) is alive.
+        unsafe { self.arena.as_mut() }.reset();
+    }
+}
+
+impl Deref for PooledGrowingArena<'_> {
+    type Target = GrowingArena;
+
+    #[inline(always)]
+    fn deref(&self) -> &GrowingArena {
+        // SAFETY: the arena is valid and this guard's alone until `drop`;
+        // the only `&mut` to it is made in `reset(&mut self)` and `drop`,
+        // while no shared borrow of the guard is alive.
+        unsafe { self.arena.as_ref() }
+    }
+}
+
+impl Drop for PooledGrowingArena<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        // Reset before the arena leaves this thread: its values drop here,
+        // and the pool moves only empty arenas between threads.
+        self.reset();
+        self.pool.give_back(self.arena.cast(), self.perch);
+    }
+}
+
+impl fmt::Debug for PooledGrowingArena<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
     use std::sync::atomic::Ordering;
     use std::sync::Arc;
+
+    use crate::arena::RESET_HISTORY;
 
     #[test]
     fn pools_never_hand_one_arena_to_two_workers_and_stay_bounded() {
@@ -798,5 +1081,76 @@ mod tests {
             ResourcePool::new(0, 1, 1).unwrap_err(),
             ArenaError::ZeroCapacity
         );
+    }
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn growing_pools_grow_past_the_first_chunk_and_lend_each_arena_once() {
+        assert_send_sync::<ResourcePool<GrowingArenas>>();
+        let pool = ResourcePool::growing(256, 1, 2).unwrap();
+        let batch = if cfg!(miri) { 100 } else { 10_000 };
+        let in_use = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for t in 0..4_u64 {
+                let (pool, in_use) = (&pool, &in_use);
+                s.spawn(move || {
+                    for round in 0..if cfg!(miri) { 3 } else { 50 } {
+                        let arena = pool.checkout().unwrap();
+                        assert!(in_use.fetch_add(1, Ordering::SeqCst) < 2, "max is 2");
+                        assert_eq!(arena.used(), 0, "the arena came back reset");
+                        // Far past the 256-byte first chunk: it grows.
+                        let states: Vec<&mut [u64; 4]> = (0..batch)
+                            .map(|i| arena.alloc([t, round, i, 0]).unwrap())
+                            .collect();
+                        std::thread::yield_now();
+                        // Nobody else wrote this arena while we held it.
+                        for (i, state) in states.iter().enumerate() {
+                            assert_eq!(**state, [t, round, i as u64, 0]);
+                        }
+                        assert!(arena.chunks() >= 1 && arena.capacity() >= 32 * batch as usize);
+                        in_use.fetch_sub(1, Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        assert!(pool.live() <= 2 && pool.idle() <= 2);
+    }
+
+    #[test]
+    fn growing_pool_arenas_drop_their_values_and_resize_on_return() {
+        let pool = ResourcePool::growing(256, 1, 1).unwrap();
+        let marker = Arc::new(());
+        let spike = if cfg!(miri) { 200 } else { 20_000 };
+        {
+            let arena = pool.checkout().unwrap();
+            for _ in 0..spike {
+                arena.alloc(Arc::clone(&marker)).unwrap();
+            }
+            assert!(arena.chunks() > 1);
+            assert!(pool.try_checkout().is_none(), "max is 1 and it is out");
+            assert_eq!(Arc::strong_count(&marker), spike + 1);
+        }
+        assert_eq!(Arc::strong_count(&marker), 1, "dropped on return");
+        let spiked = pool.checkout().unwrap().held_bytes();
+        assert!(spiked >= spike * size_of::<Arc<()>>(), "{spiked}");
+        for _ in 0..RESET_HISTORY {
+            let mut arena = pool.checkout().unwrap();
+            arena.alloc(Arc::clone(&marker)).unwrap();
+            arena.reset(); // a reset inside a checkout drops as well
+            assert_eq!(Arc::strong_count(&marker), 1);
+            arena.alloc(Arc::clone(&marker)).unwrap();
+        }
+        assert_eq!(Arc::strong_count(&marker), 1);
+        let calm = pool.checkout().unwrap();
+        assert_eq!(calm.chunks(), 1);
+        assert!(
+            calm.held_bytes() < spiked / 4,
+            "{} of {spiked}",
+            calm.held_bytes()
+        );
+        drop(calm);
+        assert_eq!((pool.live(), pool.idle()), (1, 1));
+        assert!(format!("{pool:?}").contains("GrowingArenas"));
     }
 }
