@@ -99,8 +99,9 @@ pub fn on_threads(threads: usize, ops: u64, work: impl Fn(usize) + Sync) -> Samp
 }
 
 /// Subjects measured side by side: each sampling round takes one sample
-/// from every subject in turn, so a slow spell on a shared machine lands on
-/// all of them alike and their ratios stay meaningful.
+/// from every subject in turn (starting one further along each round), so
+/// a slow spell on a shared machine lands on all of them alike and their
+/// ratios stay meaningful.
 #[derive(Default)]
 pub struct SideBySide<'f> {
     subjects: Vec<(&'static str, SampleFn<'f>)>,
@@ -164,9 +165,13 @@ impl<'f> SideBySide<'f> {
     pub fn run_rounds(mut self, rounds: usize) -> Vec<(&'static str, Measurement)> {
         let n = self.subjects.len();
         let mut samples: Vec<Vec<Sample>> = vec![Vec::with_capacity(rounds); n];
-        for _ in 0..rounds {
-            for (i, (_, sample)) in self.subjects.iter_mut().enumerate() {
-                samples[i].push(sample());
+        for round in 0..rounds {
+            // Each round starts with the next subject, so that none always
+            // runs right after the same other one (whose cache and heap
+            // footprint it would meet every time).
+            for k in 0..n {
+                let i = (round + k) % n;
+                samples[i].push((self.subjects[i].1)());
             }
         }
         self.subjects

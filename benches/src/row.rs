@@ -32,6 +32,12 @@ pub struct Row {
     /// (section `growth`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub held_bytes_after_calm: Option<f64>,
+    /// Of the memory given back after the calm, the bytes given back
+    /// lazily and kept mapped for reuse (`MADV_FREE`: the kernel's to take
+    /// when it needs memory; counted in the process's resident set until
+    /// then), not in `held_bytes_after_calm` (section `growth`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retained_bytes_after_calm: Option<f64>,
     /// Whether the subject's arena got huge pages (section `huge_pages`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub huge_pages_granted: Option<bool>,

@@ -289,6 +289,7 @@ mod tests {
             heap_bytes_per_op: None,
             steady_allocations_per_batch: None,
             held_bytes_after_calm: None,
+            retained_bytes_after_calm: None,
             huge_pages_granted: None,
             file_bytes: None,
             bytes_per_workflow: None,

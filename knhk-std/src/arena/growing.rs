@@ -31,13 +31,13 @@ struct Chunk {
 }
 
 impl Chunk {
-    fn new(layout: Layout) -> Result<Box<Chunk>, ArenaError> {
-        let buffer = HeapBuffer::with_layout(layout)?;
+    fn new(buffer: HeapBuffer) -> Result<Box<Chunk>, ArenaError> {
         // SAFETY: the arena is a field declared before the buffer, so it is
         // dropped first, and it is the only arena over this buffer. Its
         // `'static` bounds the values it takes, as for `HeapArena`.
         let arena = unsafe { buffer.arena() };
-        try_box(Chunk { arena, buffer }, layout.size())
+        let bytes = buffer.len();
+        try_box(Chunk { arena, buffer }, bytes)
     }
 }
 
@@ -117,6 +117,14 @@ pub struct GrowingArena {
     at: usize,
     /// The most bytes in use at once so far.
     high_water: Cell<usize>,
+    /// The largest mapped chunk freed by a reset, its pages given back to
+    /// the kernel lazily (`MADV_FREE`), kept to serve the next growth
+    /// without page faults. Not counted in `held_bytes`; counted with it
+    /// against the limit.
+    retained: Cell<Option<HeapBuffer>>,
+    /// Why the last allocation that returned `None` from a slow path
+    /// failed (see [`alloc`](Self::alloc)).
+    failure: Cell<Option<ArenaError>>,
 }
 
 // Neither `Send` nor `Sync`: it runs the `Drop` of the values it holds at
@@ -135,6 +143,8 @@ impl GrowingArena {
             history: [0; RESET_HISTORY],
             at: 0,
             high_water: Cell::new(0),
+            retained: Cell::new(None),
+            failure: Cell::new(None),
         }
     }
 
@@ -143,7 +153,7 @@ impl GrowingArena {
     pub fn with_capacity(bytes: usize) -> Result<GrowingArena, ArenaError> {
         let mut arena = GrowingArena::new();
         arena.first = bytes.max(1);
-        arena.add_chunk(HeapBuffer::layout_for(arena.first)?)?;
+        arena.add_chunk(HeapBuffer::new(arena.first)?)?;
         Ok(arena)
     }
 
@@ -165,10 +175,10 @@ impl GrowingArena {
         self.current.get().map(|arena| unsafe { arena.as_ref() })
     }
 
-    /// Adds a chunk with this buffer layout and makes it current.
+    /// Adds a chunk over this buffer and makes it current.
     #[cold]
-    fn add_chunk(&self, layout: Layout) -> Result<&core_arena::Arena<'static>, ArenaError> {
-        let chunk = Chunk::new(layout)?;
+    fn add_chunk(&self, buffer: HeapBuffer) -> Result<&core_arena::Arena<'static>, ArenaError> {
+        let chunk = Chunk::new(buffer)?;
         let chunk = NonNull::from(Box::leak(chunk));
         // SAFETY: `chunk` is valid (just leaked); no reference is made.
         let arena = unsafe { NonNull::new_unchecked(&raw mut (*chunk.as_ptr()).arena) };
@@ -205,6 +215,17 @@ impl GrowingArena {
         let wanted = need.max(last.saturating_mul(2)).max(self.first);
         let held = self.held_bytes();
         let room = self.limit.saturating_sub(held);
+        // A chunk an earlier batch needed, still mapped: when it serves,
+        // taking it back costs no system call and, unless the kernel has
+        // reclaimed its pages meanwhile, no page fault. (A spike that
+        // recurs every so often is the case: it would otherwise fault in
+        // all its memory again each time.) When it cannot serve, it goes.
+        if let Some(buffer) = self.retained.take() {
+            if buffer.len() >= need && buffer.len() <= room {
+                self.note_used();
+                return self.add_chunk(buffer);
+            }
+        }
         // The buffer's own rounding (to a cache line, or to whole huge
         // pages) counts against the limit too.
         let Some(chunk) = HeapBuffer::layout_within(wanted.min(room), room)
@@ -218,7 +239,7 @@ impl GrowingArena {
             });
         };
         self.note_used();
-        self.add_chunk(chunk)
+        self.add_chunk(HeapBuffer::with_layout(chunk)?)
     }
 
     /// Records the bytes in use, before a chunk is added or freed.
@@ -265,34 +286,56 @@ impl GrowingArena {
     /// Moves `value` into the arena. On failure the value is dropped.
     #[inline(always)]
     pub fn alloc<T: 'static>(&self, value: T) -> Result<&mut T, ArenaError> {
-        if let Some(arena) = self.current() {
-            match arena.alloc_or_return(value) {
+        // The slow path hands back a bare pointer (its error, 32 bytes, is
+        // left in `failure`): a `Result` from an outlined call comes back
+        // through memory, and merging the fast path's result into it would
+        // cost every allocation a store and a load on the stack.
+        let rejected = match self.current() {
+            Some(arena) => match arena.alloc_or_return(value) {
                 Ok(slot) => return Ok(slot),
-                Err(rejected) => return self.alloc_in_new_chunk(rejected),
-            }
-        }
-        self.alloc_in_new_chunk(core_arena::Rejected {
-            value,
-            error: CoreError::Exhausted {
-                size: mem::size_of::<T>(),
-                align: mem::align_of::<T>(),
-                remaining: 0,
+                Err(rejected) => rejected,
             },
-        })
+            None => core_arena::Rejected {
+                value,
+                error: CoreError::Exhausted {
+                    size: mem::size_of::<T>(),
+                    align: mem::align_of::<T>(),
+                    remaining: 0,
+                },
+            },
+        };
+        match self.alloc_in_new_chunk(rejected) {
+            Some(slot) => Ok(slot),
+            None => Err(self.take_failure()),
+        }
+    }
+
+    /// The error of the slow path that just returned `None`.
+    #[cold]
+    #[inline(never)]
+    fn take_failure(&self) -> ArenaError {
+        // Always set by the path that returned `None`; the fallback is
+        // never seen.
+        self.failure
+            .take()
+            .unwrap_or(ArenaError::OutOfMemory { bytes: 0 })
+    }
+
+    /// `Some` value, or `None` with the error in `failure`.
+    fn fail_into<R>(&self, result: Result<R, ArenaError>) -> Option<R> {
+        result.map_err(|e| self.failure.set(Some(e))).ok()
     }
 
     #[cold]
     #[inline(never)]
-    fn alloc_in_new_chunk<T: 'static>(
-        &self,
-        rejected: core_arena::Rejected<T>,
-    ) -> Result<&mut T, ArenaError> {
-        match rejected.error {
-            CoreError::Exhausted { .. } | CoreError::TooLarge { .. } => {
-                Ok(self.grow(Layout::new::<T>())?.alloc(rejected.value)?)
-            }
+    fn alloc_in_new_chunk<T: 'static>(&self, rejected: core_arena::Rejected<T>) -> Option<&mut T> {
+        let result = match rejected.error {
+            CoreError::Exhausted { .. } | CoreError::TooLarge { .. } => self
+                .grow(Layout::new::<T>())
+                .and_then(|arena| Ok(arena.alloc(rejected.value)?)),
             other => Err(other.into()),
-        }
+        };
+        self.fail_into(result)
     }
 
     /// Allocates a value built by `make`. For a type without drop glue the
@@ -367,11 +410,21 @@ impl GrowingArena {
     /// and keeps one chunk sized to the recent batches. The demand is the
     /// most bytes any of the last [`RESET_HISTORY`] batches used; its
     /// newest (largest) chunk is kept while it holds at least the demand
-    /// and at most twice the demand plus an eighth. Otherwise one chunk of the demand plus an
-    /// eighth (headroom for padding that differs between batches), rounded
-    /// up to a cache line and at least the first chunk's size, replaces
-    /// them all; the old ones are freed first, so the limit is never passed
-    /// in between.
+    /// and at most twice the demand plus an eighth. Otherwise one chunk of
+    /// the demand plus an eighth (headroom for padding that differs
+    /// between batches), rounded up to a cache line and at least the first
+    /// chunk's size, replaces them all; the old ones are freed first, so
+    /// the limit is never passed in between.
+    ///
+    /// Of the chunks it frees, the largest one of 2 MiB or more (mapped
+    /// memory; see [`huge_page_bytes`](Self::huge_page_bytes)) is not
+    /// unmapped on Linux but given back lazily (`madvise(MADV_FREE)`): the
+    /// kernel takes its pages when it needs memory, and until then the
+    /// arena's next growth, or a reset that needs a chunk that large, takes
+    /// it back without page faults. It is not in
+    /// [`held_bytes`](Self::held_bytes) but in
+    /// [`retained_bytes`](Self::retained_bytes), counts against the limit,
+    /// and [`trim`](Self::trim) unmaps it at once.
     pub fn reset(&mut self) {
         let used = self.used();
         self.high_water.set(self.high_water.get().max(used));
@@ -394,20 +447,53 @@ impl GrowingArena {
                 while self.chunks.get_mut().len() > 1 {
                     let chunks = self.chunks.get_mut();
                     let chunk = chunks.remove(chunks.len() - 2);
-                    self.free_chunk(chunk);
+                    self.free_chunk(chunk, true);
                 }
                 return;
             }
         }
-        self.free_chunks();
+        self.free_chunks(true);
         if used > 0 || demand > 0 {
             // A failure here leaves the arena empty; the next allocation
             // adds a chunk (and reports the failure if it repeats).
-            let bytes = target.min(self.limit & !63);
-            if let Some(layout) = HeapBuffer::layout_within(bytes.max(1), self.limit) {
-                let _ = self.add_chunk(layout);
+            let bytes = target.min(self.limit & !63).max(1);
+            if let Some(buffer) = self.retained.take() {
+                // The retained chunk serves if it is no more than twice the
+                // target (the rule for the kept chunk above).
+                if buffer.len() >= bytes && buffer.len() / 2 <= bytes {
+                    let _ = self.add_chunk(buffer);
+                    return;
+                }
+                self.retained.set(Some(buffer));
+            }
+            let room = self.limit.saturating_sub(self.retained_bytes());
+            let layout = HeapBuffer::layout_within(bytes, room).or_else(|| {
+                // Not beside the retained chunk: without it.
+                self.trim();
+                HeapBuffer::layout_within(bytes, self.limit)
+            });
+            if let Some(buffer) = layout.and_then(|l| HeapBuffer::with_layout(l).ok()) {
+                let _ = self.add_chunk(buffer);
             }
         }
+    }
+
+    /// Unmaps the chunk that a reset kept for reuse (see
+    /// [`reset`](Self::reset)), if there is one, at once.
+    pub fn trim(&mut self) {
+        drop(self.retained.take());
+    }
+
+    /// Bytes of the chunk that a reset gave back to the kernel lazily and
+    /// kept for reuse (see [`reset`](Self::reset)); 0 if none. The kernel
+    /// may have taken its pages already: this is what the arena may take
+    /// back, at most.
+    pub fn retained_bytes(&self) -> usize {
+        // `Cell::take` and back: a `HeapBuffer` is not `Copy`.
+        let retained = self.retained.take();
+        let bytes = retained.as_ref().map_or(0, HeapBuffer::len);
+        self.retained.set(retained);
+        bytes
     }
 
     /// Bytes the chunks can hand out in all.
@@ -431,7 +517,8 @@ impl GrowingArena {
         self.chunk_list().count()
     }
 
-    /// Bytes of heap memory the arena holds (its chunks' buffers).
+    /// Bytes of memory the arena holds: its chunks' buffers (not the
+    /// chunk a reset gave back lazily, [`retained_bytes`](Self::retained_bytes)).
     pub fn held_bytes(&self) -> usize {
         self.chunk_list().map(|c| c.buffer.len()).sum()
     }
@@ -460,20 +547,27 @@ impl GrowingArena {
         chunks.iter().map(|chunk| unsafe { chunk.as_ref() })
     }
 
-    /// Frees every chunk, newest first (so values drop newest first).
-    fn free_chunks(&mut self) {
+    /// Frees every chunk, newest first (so values drop newest first); with
+    /// `retain`, keeps the largest mapped one for reuse (see `free_chunk`).
+    fn free_chunks(&mut self, retain: bool) {
         self.current.set(None);
         while let Some(chunk) = self.chunks.get_mut().pop() {
-            self.free_chunk(chunk);
+            self.free_chunk(chunk, retain);
         }
     }
 
     /// Frees one chunk taken out of the vector (its values drop first).
-    fn free_chunk(&mut self, chunk: NonNull<Chunk>) {
+    /// With `retain`, a mapped chunk larger than the one retained now is
+    /// given back to the kernel lazily and retained instead.
+    fn free_chunk(&mut self, chunk: NonNull<Chunk>, retain: bool) {
         // SAFETY: the pointer came from `Box::leak` in `add_chunk`, was in
         // the vector once and has just been taken out; `&mut self` means
         // nothing borrows it.
-        drop(unsafe { Box::from_raw(chunk.as_ptr()) });
+        let Chunk { arena, buffer } = *unsafe { Box::from_raw(chunk.as_ptr()) };
+        drop(arena); // its values, before their memory goes
+        if retain && buffer.len() > self.retained_bytes() && buffer.lazy_free() {
+            self.retained.set(Some(buffer)); // the smaller one is unmapped
+        }
     }
 }
 
@@ -485,7 +579,7 @@ impl Default for GrowingArena {
 
 impl Drop for GrowingArena {
     fn drop(&mut self) {
-        self.free_chunks();
+        self.free_chunks(false);
     }
 }
 
@@ -496,6 +590,7 @@ impl fmt::Debug for GrowingArena {
             .field("used", &self.used())
             .field("capacity", &self.capacity())
             .field("held_bytes", &self.held_bytes())
+            .field("retained_bytes", &self.retained_bytes())
             .field("limit", &self.limit)
             .finish()
     }
@@ -857,5 +952,104 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Whether every chunk of the arena is a mapping (the ones a reset
+    /// may give back lazily).
+    fn all_mapped(arena: &GrowingArena) -> bool {
+        arena
+            .chunk_list()
+            .all(|c| c.buffer.layout.align() == super::super::pages::HUGE_PAGE)
+    }
+
+    fn fill(arena: &GrowingArena, n: usize, mark: u64) {
+        for i in 0..n as u64 {
+            assert_eq!(
+                *arena.alloc([mark, i, 0, 0, 0, 0, 0, 0]).unwrap(),
+                [mark, i, 0, 0, 0, 0, 0, 0]
+            );
+        }
+    }
+
+    #[test]
+    fn a_spike_chunk_is_given_back_lazily_and_taken_again() {
+        let mut arena = GrowingArena::new();
+        let (calm, spike) = (1000 / SCALE, 60_000 / SCALE); // 64 KB, 3.8 MB
+        for _ in 0..4 {
+            fill(&arena, calm, 1);
+            arena.reset();
+        }
+        let calm_held = arena.held_bytes();
+        fill(&arena, spike, 2);
+        arena.reset();
+        // One chunk for the spike's demand: a mapping natively (2 MiB or
+        // more, huge pages on), heap memory under Miri.
+        assert_eq!(arena.chunks(), 1);
+        let spike_chunk = arena.held_bytes();
+        let mapped = all_mapped(&arena) && cfg!(all(target_os = "linux", not(miri)));
+        for _ in 0..RESET_HISTORY {
+            fill(&arena, calm, 3);
+            arena.reset();
+        }
+        assert_eq!(arena.chunks(), 1);
+        assert!(
+            arena.held_bytes() <= 2 * calm_held,
+            "{}",
+            arena.held_bytes()
+        );
+        if !mapped {
+            assert_eq!(arena.retained_bytes(), 0, "only mappings are retained");
+            return;
+        }
+        assert_eq!(arena.retained_bytes(), spike_chunk);
+        assert!(format!("{arena:?}").contains(&format!("retained_bytes: {spike_chunk}")));
+        // The next spike takes it back: two chunks, no third.
+        let held = arena.held_bytes();
+        fill(&arena, spike, 4);
+        assert_eq!(arena.retained_bytes(), 0);
+        assert_eq!(arena.chunks(), 2);
+        assert_eq!(arena.held_bytes(), held + spike_chunk);
+        arena.reset();
+        // A reset that needs a chunk that large takes it back too.
+        assert_eq!(arena.held_bytes(), spike_chunk);
+        for _ in 0..RESET_HISTORY {
+            fill(&arena, calm, 5);
+            arena.reset();
+        }
+        assert_eq!(arena.retained_bytes(), spike_chunk);
+        arena.trim();
+        assert_eq!(arena.retained_bytes(), 0);
+        fill(&arena, spike, 6);
+        assert!(arena.chunks() > 2, "no chunk to take back after a trim");
+    }
+
+    #[test]
+    fn a_retained_chunk_counts_against_the_limit_and_gives_way() {
+        let spike = 60_000 / SCALE;
+        let mut arena = GrowingArena::new();
+        fill(&arena, spike, 1);
+        arena.reset();
+        let spike_chunk = arena.held_bytes();
+        let mapped = all_mapped(&arena) && cfg!(all(target_os = "linux", not(miri)));
+        // Room for the spike chunk and a larger one, not for both with
+        // the calm chunk beside them.
+        let big = spike_chunk + super::super::pages::HUGE_PAGE;
+        let limit = big + spike_chunk / 2;
+        arena = GrowingArena::with_capacity(4096).unwrap().with_limit(limit);
+        fill(&arena, spike, 2);
+        arena.reset();
+        for _ in 0..RESET_HISTORY {
+            fill(&arena, 10, 3);
+            arena.reset();
+        }
+        assert_eq!(arena.retained_bytes() > 0, mapped);
+        assert!(arena.held_bytes() + arena.retained_bytes() <= limit);
+        // Too large for the retained chunk: it goes, and the new chunk fits.
+        let block = arena
+            .alloc_slice_fill_with(big / 8 - 1024, |i| i as u64)
+            .unwrap();
+        assert_eq!(block[block.len() - 1], block.len() as u64 - 1);
+        assert_eq!(arena.retained_bytes(), 0);
+        assert!(arena.held_bytes() <= limit);
     }
 }

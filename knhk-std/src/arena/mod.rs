@@ -174,6 +174,19 @@ impl HeapBuffer {
             .map(|bytes| bytes.min(self.layout.size()))
     }
 
+    /// Gives the buffer's pages back to the kernel lazily, keeping the
+    /// mapping: the kernel takes them when it needs memory, and until then
+    /// writing to them again costs no page fault; taken, they read as
+    /// zeros again. Only mapped buffers (huge-page aligned, on Linux) do
+    /// this; `false` for the rest, and where the kernel refuses.
+    pub(crate) fn lazy_free(&self) -> bool {
+        self.layout.align() == pages::HUGE_PAGE
+            // SAFETY: a huge-page-aligned buffer is a mapping of exactly
+            // `layout.size()` bytes (`pages::allocate`), owned by `self`;
+            // its contents are not read again before they are written.
+            && unsafe { pages::lazy_free(self.ptr, self.layout.size()) }
+    }
+
     /// Gives up ownership of the memory, which [`from_raw`](Self::from_raw)
     /// with this buffer's layout takes back.
     pub(crate) fn into_raw(self) -> NonNull<u8> {

@@ -76,6 +76,30 @@ pub(crate) unsafe fn free(ptr: NonNull<u8>, layout: Layout) {
     unsafe { alloc::dealloc(ptr.as_ptr(), layout) }
 }
 
+/// Marks the pages of a mapped buffer (from [`allocate`] with a
+/// [`HUGE_PAGE`]-aligned layout of `size` bytes) as free to reclaim
+/// (`MADV_FREE`, Linux 4.5 and later); whether the kernel took the advice.
+/// False under Miri and on other systems, where such buffers come from the
+/// heap.
+///
+/// # Safety
+/// `[ptr, ptr + size)` is such a mapping, owned by the caller, whose bytes
+/// are not read again before they are written: a reclaimed page reads as
+/// zeros, an untaken one as before.
+pub(crate) unsafe fn lazy_free(ptr: NonNull<u8>, size: usize) -> bool {
+    #[cfg(all(target_os = "linux", not(miri)))]
+    {
+        // SAFETY: the caller's range is a whole mapping it owns; MADV_FREE
+        // changes only what the bytes read as until they are written.
+        unsafe { libc::madvise(ptr.as_ptr().cast(), size, libc::MADV_FREE) == 0 }
+    }
+    #[cfg(not(all(target_os = "linux", not(miri))))]
+    {
+        let _ = (ptr, size);
+        false
+    }
+}
+
 /// An anonymous mapping of `size` bytes (a multiple of [`HUGE_PAGE`]),
 /// aligned to [`HUGE_PAGE`] and advised for huge pages; null on failure.
 #[cfg(all(target_os = "linux", not(miri)))]
