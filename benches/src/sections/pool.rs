@@ -1,12 +1,15 @@
 //! Section `pool`: a batch's arena from knhk's `ResourcePool` (check a
 //! 1 MiB arena out, allocate a little, return it) against creating a fresh
-//! `Arena::with_capacity(1 MiB)` per batch, on 1 and `--threads` threads.
+//! `Arena::with_capacity(1 MiB)` per batch, on 1 and `--threads` threads;
+//! `knhk_growing` is the same batch from `ResourcePool::growing` (arenas
+//! that start at 1 MiB, grow past it and resize at each return).
 //! `ns_per_op` is per batch.
 
 use std::hint::black_box;
 
 use knhk_std::initialization::ResourcePool;
 use knhk_std::memory::Arena;
+use knhk_std::pool::GrowingArenas;
 
 use super::{Context, Section};
 use crate::harness::{self, Sample, SideBySide};
@@ -48,6 +51,14 @@ fn pooled(pool: &ResourcePool) {
     use_arena(&arena);
 }
 
+/// The same batch in a pool of growing arenas: its return resets the arena
+/// through the adaptive reset.
+fn pooled_growing(pool: &ResourcePool<GrowingArenas>) {
+    let arena = pool.checkout().expect("the system has 1 MiB");
+    black_box(arena.alloc([7_u64; 8]).expect("no limit"));
+    black_box(arena.alloc_str("task-1").expect("no limit"));
+}
+
 fn fresh() {
     let arena = Arena::with_capacity(ARENA_BYTES).expect("the system has 1 MiB");
     use_arena(&arena);
@@ -58,18 +69,23 @@ fn run(ctx: &mut Context) {
     let threads = cfg.threads;
     ctx.begin(SECTION.name, 4);
     let pool = ResourcePool::new(ARENA_BYTES, threads, threads).expect("non-zero capacity");
+    let growing = ResourcePool::growing(ARENA_BYTES, threads, threads).expect("non-zero capacity");
 
     let results = SideBySide::new()
         .batch(cfg, "knhk", 1, || pooled(&pool))
+        .batch(cfg, "knhk_growing", 1, || pooled_growing(&growing))
         .batch(cfg, "fresh_arena", 1, fresh)
         .run(cfg);
     ctx.record_all("checkout_return/1", results);
 
     let per_thread: u64 = if cfg.quick { 20_000 } else { 2_000_000 };
     let rounds = if cfg.quick { 5 } else { 9 };
-    let pool = &pool;
+    let (pool, growing) = (&pool, &growing);
     let results = SideBySide::new()
         .sampled("knhk", || on_threads(threads, per_thread, || pooled(pool)))
+        .sampled("knhk_growing", || {
+            on_threads(threads, per_thread, || pooled_growing(growing))
+        })
         .sampled("fresh_arena", || on_threads(threads, per_thread, fresh))
         .run_rounds(rounds);
     ctx.record_all(&format!("checkout_return/{threads}"), results);

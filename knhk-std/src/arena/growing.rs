@@ -115,6 +115,8 @@ pub struct GrowingArena {
     /// Bytes used by the last batches (at their resets), newest at `at`.
     history: [usize; RESET_HISTORY],
     at: usize,
+    /// The most of `history`, kept as it changes.
+    demand: usize,
     /// The most bytes in use at once so far.
     high_water: Cell<usize>,
     /// The largest mapped chunk freed by a reset, its pages given back to
@@ -142,6 +144,7 @@ impl GrowingArena {
             first: FIRST_CHUNK,
             history: [0; RESET_HISTORY],
             at: 0,
+            demand: 0,
             high_water: Cell::new(0),
             retained: Cell::new(None),
             failure: Cell::new(None),
@@ -428,9 +431,18 @@ impl GrowingArena {
     pub fn reset(&mut self) {
         let used = self.used();
         self.high_water.set(self.high_water.get().max(used));
-        self.history[self.at] = used;
+        let left = mem::replace(&mut self.history[self.at], used);
         self.at = (self.at + 1) % RESET_HISTORY;
-        let demand = self.history.iter().copied().max().unwrap_or(0);
+        // The most of the window, looked for again only when the batch
+        // that just left it may have been the most.
+        self.demand = if used >= self.demand {
+            used
+        } else if left < self.demand {
+            self.demand
+        } else {
+            self.history.iter().copied().max().unwrap_or(0)
+        };
+        let demand = self.demand;
         let target = (demand + demand / 8).max(self.first).next_multiple_of(64);
         // The newest chunk is the largest: keep it if it fits the demand,
         // freeing the others. Newest values drop first: its own, then the
@@ -504,7 +516,16 @@ impl GrowingArena {
     /// Bytes in use in all chunks (counting rounding, padding and drop
     /// records, as the core arena does).
     pub fn used(&self) -> usize {
-        self.chunk_list().map(|c| c.arena.used()).sum()
+        // SAFETY: as in `chunk_list`: no `&mut` to the vector exists while
+        // this view lives.
+        let chunks = unsafe { &*self.chunks.get() };
+        match chunks.as_slice() {
+            // The common case (every reset of a settled arena asks), in
+            // one load instead of a loop.
+            // SAFETY: a pointer in `chunks` is a live leaked box.
+            [only] => unsafe { only.as_ref() }.arena.used(),
+            _ => self.chunk_list().map(|c| c.arena.used()).sum(),
+        }
     }
 
     /// The most bytes in use at once since the arena was made.
