@@ -11,7 +11,11 @@
 //! byte of what it found, as an engine does. The ids are drawn at random
 //! from the whole store, `LOOKUPS` of them, so that in the large stores
 //! a lookup meets the cache and TLB misses an engine meets (a small set of
-//! ids repeated would sit in L2 and measure only the hash function).
+//! ids repeated would sit in L2 and measure only the hash function). Each
+//! subject draws its own ids (the same distribution, another seed): the
+//! two `HashMap` subjects index the same bytes, and with the same ids the
+//! one sampled second would find the workflows the first just brought
+//! into the cache.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -190,27 +194,36 @@ fn run(ctx: &mut Context) {
         let bytes = std::fs::read(v1).expect("readable");
         let index: HashMap<_, _> = scan(&bytes);
         let folded: HashMap<_, _, foldhash::fast::RandomState> = scan(&bytes);
-        let mut rng = 0x1234_5678_u64;
-        let mut next = || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
+        // Hits and misses for each of the three subjects.
+        let draw = |seed: u64, from: u64| {
+            let mut rng = seed;
+            (0..LOOKUPS)
+                .map(|_| {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    spec_id(from + rng % n)
+                })
+                .collect::<Vec<WorkflowSpecId>>()
         };
-        let hits: Vec<WorkflowSpecId> = (0..LOOKUPS).map(|_| spec_id(next() % n)).collect();
-        let misses: Vec<WorkflowSpecId> = (0..LOOKUPS).map(|_| spec_id(n + next() % n)).collect();
+        let hits: [Vec<WorkflowSpecId>; 3] =
+            std::array::from_fn(|s| draw(0x1234_5678 + s as u64, 0));
+        let misses: [Vec<WorkflowSpecId>; 3] =
+            std::array::from_fn(|s| draw(0x8765_4321 + s as u64, n));
         assert!(hits
             .iter()
+            .flatten()
             .all(|id| store.get(id) == index.get(id).map(|&(s, l)| &bytes[s..s + l])));
         for (case, ids) in [("get_hit", &hits), ("get_miss", &misses)] {
+            let [knhk_ids, hashmap_ids, folded_ids] = ids;
             let results = SideBySide::new()
                 .batch(cfg, "knhk", LOOKUPS as u64, || {
-                    for id in ids {
+                    for id in knhk_ids {
                         black_box(store.get(black_box(id)).map(first));
                     }
                 })
                 .batch(cfg, "hashmap", LOOKUPS as u64, || {
-                    for id in ids {
+                    for id in hashmap_ids {
                         black_box(
                             index
                                 .get(black_box(id))
@@ -219,7 +232,7 @@ fn run(ctx: &mut Context) {
                     }
                 })
                 .batch(cfg, "hashmap_foldhash", LOOKUPS as u64, || {
-                    for id in ids {
+                    for id in folded_ids {
                         black_box(
                             folded
                                 .get(black_box(id))
@@ -232,7 +245,7 @@ fn run(ctx: &mut Context) {
         }
         let results = SideBySide::new()
             .batch(cfg, "knhk", LOOKUPS as u64, || {
-                for spec in store.get_many(black_box(&hits)) {
+                for spec in store.get_many(black_box(&hits[0])) {
                     black_box(spec.ok().flatten().map(first));
                 }
             })
