@@ -779,7 +779,12 @@ impl<'a> StoreView<'a> {
     /// bucket not full), or that the careful path must look.
     #[inline(always)]
     fn candidate(&self, home_buckets: u64, hash: u64) -> Ahead {
-        let home = layout::home_bucket(hash, home_buckets) as usize;
+        self.candidate_in(layout::home_bucket(hash, home_buckets) as usize, hash)
+    }
+
+    /// [`candidate`](Self::candidate) with the home bucket's number known.
+    #[inline(always)]
+    fn candidate_in(&self, home: usize, hash: u64) -> Ahead {
         let Some(bucket) = self.buckets.get(home) else {
             return Ahead::Ask;
         };
@@ -1205,6 +1210,8 @@ const RING: usize = 32;
 #[derive(Clone, Copy, Debug, Default)]
 struct InFlight {
     hash: u64,
+    /// Its home bucket, found (and prefetched) at the first stage.
+    home: usize,
     found: Ahead,
 }
 
@@ -1246,7 +1253,7 @@ impl<'a, 'i> GetMany<'a, 'i> {
                 many.hash_ahead(home, i);
             }
             for i in 0..ids.len().min(Self::DATA_AHEAD) {
-                many.read_ahead(home, i);
+                many.read_ahead(i);
             }
         }
         many
@@ -1254,40 +1261,43 @@ impl<'a, 'i> GetMany<'a, 'i> {
 
     /// Stage one for `ids[i]`: hash it, prefetch its bucket.
     #[inline(always)]
-    fn hash_ahead(&mut self, home: u64, i: usize) {
+    fn hash_ahead(&mut self, home_buckets: u64, i: usize) {
         if let Some(id) = self.ids.get(i) {
             let hash = layout::slot_hash(id.as_bytes());
+            let home = layout::home_bucket(hash, home_buckets) as usize;
             self.ring[i % RING] = InFlight {
                 hash,
+                home,
                 found: Ahead::Ask,
             };
-            self.view.prefetch_bucket(home, hash);
+            if let Some(line) = self.view.buckets.get(home) {
+                prefetch::line(&line[0]);
+            }
         }
     }
 
     /// Stage two for `ids[i]`: read its bucket, note the frame (and
     /// prefetch it) or the absence.
     #[inline(always)]
-    fn read_ahead(&mut self, home: u64, i: usize) {
+    fn read_ahead(&mut self, i: usize) {
         let slot = &mut self.ring[i % RING];
-        slot.found = self.view.look_ahead(home, slot.hash);
+        slot.found = self.view.look_ahead(slot.home, slot.hash);
     }
 }
 
 impl<'a> StoreView<'a> {
-    /// What the home bucket of `hash` says, with the frame prefetched.
+    /// What the home bucket `home` says of `hash`, with the frame
+    /// prefetched.
     #[inline(always)]
-    fn look_ahead(&self, home: u64, hash: u64) -> Ahead {
-        let found = self.candidate(home, hash);
+    fn look_ahead(&self, home: usize, hash: u64) -> Ahead {
+        let found = self.candidate_in(home, hash);
         if let Ahead::Frame(frame) = found {
-            // The frame and the first bytes of the data; a frame that
-            // straddles two lines gets both.
-            if let Some(byte) = self.data.get(frame) {
-                prefetch::line(byte);
-            }
-            if let Some(byte) = self.data.get(frame.wrapping_add(FRAME + 7)) {
-                prefetch::line(byte);
-            }
+            // The frame and the first bytes of the data (a frame that
+            // straddles two lines gets both), by address: a prefetch needs
+            // no bounds check, and `frame_data` checks before it reads.
+            let at = self.data.as_ptr().wrapping_add(frame);
+            prefetch::addr(at);
+            prefetch::addr(at.wrapping_add(FRAME + 7));
         }
         found
     }
@@ -1322,7 +1332,7 @@ impl<'a> Iterator for GetMany<'a, '_> {
         };
         self.hash_ahead(home, i + Self::INDEX_AHEAD);
         if i + Self::DATA_AHEAD < self.ids.len() {
-            self.read_ahead(home, i + Self::DATA_AHEAD);
+            self.read_ahead(i + Self::DATA_AHEAD);
         }
         let current = self.ring[i % RING];
         let key = id.as_bytes();
