@@ -193,8 +193,8 @@ pub(crate) fn for_each_match_avx512<T: Lane, F: FnMut(usize)>(xs: &[T], v: T, em
 #[target_feature(enable = "avx512f")]
 fn extreme_u64_avx512<const MAX: bool>(xs: &[u64]) -> Option<u64> {
     use core::arch::x86_64::{
-        __m512i, _mm512_loadu_si512, _mm512_max_epu64, _mm512_min_epu64, _mm512_reduce_max_epu64,
-        _mm512_reduce_min_epu64, _mm512_set1_epi64,
+        __m512i, _mm512_loadu_si512, _mm512_mask_loadu_epi64, _mm512_max_epu64, _mm512_min_epu64,
+        _mm512_reduce_max_epu64, _mm512_reduce_min_epu64, _mm512_set1_epi64,
     };
 
     let first = *xs.first()?;
@@ -213,7 +213,6 @@ fn extreme_u64_avx512<const MAX: bool>(xs: &[u64]) -> Option<u64> {
             };
         }
     }
-    let pick = |a: u64, b: u64| if MAX { a.max(b) } else { a.min(b) };
     let combine = |a, b| {
         if MAX {
             _mm512_max_epu64(a, b)
@@ -221,13 +220,27 @@ fn extreme_u64_avx512<const MAX: bool>(xs: &[u64]) -> Option<u64> {
             _mm512_min_epu64(a, b)
         }
     };
+    // The last 0 to 31 values: whole vectors, then one masked load whose
+    // other lanes hold the first value (which changes no max or min), so
+    // a short slice pays no scalar loop.
+    let (vectors, tail) = rest.as_chunks::<8>();
+    for (lane, vector) in acc.iter_mut().zip(vectors) {
+        // SAFETY: `vector` is 8 values; `loadu` needs no alignment.
+        let v = unsafe { _mm512_loadu_si512(vector.as_ptr().cast::<__m512i>()) };
+        *lane = combine(*lane, v);
+    }
+    let mask = ((1_u32 << tail.len()) - 1) as u8;
+    // SAFETY: the mask selects exactly `tail`'s values, which are in
+    // bounds; a masked load leaves the other lanes untouched (their
+    // faults are suppressed), so an empty tail reads nothing.
+    let v = unsafe { _mm512_mask_loadu_epi64(start, mask, tail.as_ptr().cast::<i64>()) };
+    acc[3] = combine(acc[3], v);
     let all = combine(combine(acc[0], acc[1]), combine(acc[2], acc[3]));
-    let folded = if MAX {
+    Some(if MAX {
         _mm512_reduce_max_epu64(all)
     } else {
         _mm512_reduce_min_epu64(all)
-    };
-    Some(rest.iter().fold(folded, |m, &x| pick(m, x)))
+    })
 }
 
 /// `u64` max in AVX-512.
