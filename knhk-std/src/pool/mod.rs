@@ -718,11 +718,11 @@ impl<'p> PooledArena<'p> {
         buffer: NonNull<u8>,
         perch: Option<&'p Perch>,
     ) -> PooledArena<'p> {
+        let size = pool.arenas.layout.size();
         // SAFETY: the buffer is valid for the pool's layout and this guard's
         // alone (the pool hands a buffer to one guard at a time) until `drop`
         // gives it back, after dropping the arena.
-        let arena =
-            unsafe { CoreArena::from_raw_parts(buffer.as_ptr(), pool.arenas.layout.size()) };
+        let arena = unsafe { CoreArena::from_raw_parts(buffer.as_ptr(), size) };
         PooledArena {
             arena: std::mem::ManuallyDrop::new(arena),
             buffer,
