@@ -813,7 +813,10 @@ impl<'a> StoreView<'a> {
     pub fn prefetch(&self, id: &WorkflowSpecId) {
         let key = id.as_bytes();
         match &self.index {
-            Some(Index::Buckets(ix)) => self.prefetch_bucket(ix.home, layout::slot_hash(key)),
+            Some(Index::Buckets(ix)) => {
+                let hash = layout::slot_hash(key);
+                self.prefetch_bucket(layout::home_bucket(hash, ix.home) as usize);
+            }
             #[cfg(feature = "store-v2")]
             Some(Index::Slots(ix)) => {
                 let slot = layout::slot_hash(key) as usize & (ix.capacity - 1);
@@ -865,8 +868,7 @@ impl<'a> StoreView<'a> {
     }
 
     #[inline]
-    fn prefetch_bucket(&self, home_buckets: u64, hash: u64) {
-        let bucket = layout::home_bucket(hash, home_buckets) as usize;
+    fn prefetch_bucket(&self, bucket: usize) {
         if let Some(line) = self.buckets.get(bucket) {
             prefetch::line(&line[0]);
         }
@@ -1270,9 +1272,7 @@ impl<'a, 'i> GetMany<'a, 'i> {
                 home,
                 found: Ahead::Ask,
             };
-            if let Some(line) = self.view.buckets.get(home) {
-                prefetch::line(&line[0]);
-            }
+            self.view.prefetch_bucket(home);
         }
     }
 
