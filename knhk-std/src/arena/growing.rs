@@ -516,15 +516,17 @@ impl GrowingArena {
     /// Bytes in use in all chunks (counting rounding, padding and drop
     /// records, as the core arena does).
     pub fn used(&self) -> usize {
-        // SAFETY: as in `chunk_list`: no `&mut` to the vector exists while
-        // this view lives.
-        let chunks = unsafe { &*self.chunks.get() };
-        match chunks.as_slice() {
-            // The common case (every reset of a settled arena asks), in
-            // one load instead of a loop.
-            // SAFETY: a pointer in `chunks` is a live leaked box.
-            [only] => unsafe { only.as_ref() }.arena.used(),
-            _ => self.chunk_list().map(|c| c.arena.used()).sum(),
+        // The common case (every reset of a settled arena asks) without
+        // the loop: one chunk.
+        let mut chunks = self.chunk_list();
+        match (chunks.next(), chunks.next()) {
+            (Some(only), None) => only.arena.used(),
+            (first, second) => first
+                .into_iter()
+                .chain(second)
+                .chain(chunks)
+                .map(|c| c.arena.used())
+                .sum(),
         }
     }
 

@@ -376,12 +376,7 @@ impl ResourcePool<GrowingArenas> {
     /// out. Fails only if a new arena's first chunk cannot be allocated.
     #[inline]
     pub fn checkout(&self) -> Result<PooledGrowingArena<'_>, ArenaError> {
-        let (arena, perch) = self.checkout_raw()?;
-        Ok(PooledGrowingArena {
-            arena: arena.cast(),
-            pool: self,
-            perch,
-        })
+        Ok(PooledGrowingArena::new(self, self.checkout_raw()?))
     }
 
     /// A growing arena if one is free now (or may be made); `None` if
@@ -389,11 +384,7 @@ impl ResourcePool<GrowingArenas> {
     pub fn try_checkout(&self) -> Option<Result<PooledGrowingArena<'_>, ArenaError>> {
         Some(
             self.try_checkout_raw()?
-                .map(|(arena, perch)| PooledGrowingArena {
-                    arena: arena.cast(),
-                    pool: self,
-                    perch,
-                }),
+                .map(|lent| PooledGrowingArena::new(self, lent)),
         )
     }
 
@@ -776,7 +767,18 @@ pub struct PooledGrowingArena<'p> {
     perch: Option<&'p Perch>,
 }
 
-impl PooledGrowingArena<'_> {
+impl<'p> PooledGrowingArena<'p> {
+    /// The guard of an arena the pool lent (a leaked `Box<GrowingArena>`
+    /// from `GrowingArenas::make`).
+    #[inline(always)]
+    fn new(pool: &'p ResourcePool<GrowingArenas>, (arena, perch): Lent<'p>) -> Self {
+        PooledGrowingArena {
+            arena: arena.cast(),
+            pool,
+            perch,
+        }
+    }
+
     /// Frees everything allocated so far, keeping the arena checked out:
     /// [`GrowingArena::reset`], with its adaptive sizing.
     pub fn reset(&mut self) {
