@@ -40,6 +40,7 @@
 
 mod exact;
 mod portable;
+pub(crate) mod tags;
 #[cfg(knhk_dispatch)]
 mod x86;
 

@@ -314,6 +314,15 @@ pub struct StoreView<'a> {
     /// Version 3's buckets, home and overflow (empty for other versions):
     /// a bucket found in here needs one bounds check.
     buckets: &'a [[u8; BUCKET]],
+    /// The buckets [`try_get`](Self::try_get) answers from: `buckets`,
+    /// but empty in a compressed store (whose `try_get` refuses), so that
+    /// the common lookup needs no test of the store's kind.
+    #[cfg_attr(target_os = "none", allow(dead_code))]
+    plain_buckets: &'a [[u8; BUCKET]],
+    /// Version 3's number of home buckets (0 for other versions, which
+    /// sends every fast lookup to the empty `buckets`' bounds check).
+    #[cfg_attr(target_os = "none", allow(dead_code))]
+    home_buckets: u64,
     /// Data entries (excludes the reserved ones).
     len: usize,
     /// Version 4's compression: its workflows are zstd frames.
@@ -539,6 +548,8 @@ impl<'a> StoreView<'a> {
             bytes,
             version: Version::V3,
             buckets: buckets_table,
+            plain_buckets: buckets_table,
+            home_buckets: home,
             index: Some(Index::Buckets(BucketIndex {
                 buckets,
                 home,
@@ -575,6 +586,8 @@ impl<'a> StoreView<'a> {
             data_end: index_frame,
             data: &bytes[data_start..index_frame],
             buckets: &[],
+            plain_buckets: &[],
+            home_buckets: 0,
             len: entry_count,
             #[cfg(feature = "store-zstd")]
             zstd: None,
@@ -601,6 +614,8 @@ impl<'a> StoreView<'a> {
             data_end: bytes.len(),
             data: bytes,
             buckets: &[],
+            plain_buckets: &[],
+            home_buckets: 0,
             len,
             #[cfg(feature = "store-zstd")]
             zstd: None,
@@ -719,11 +734,17 @@ impl<'a> StoreView<'a> {
     /// [`StoreError::Compressed`] rather than hand out compressed bytes.
     #[cfg_attr(not(target_os = "none"), inline(always))]
     pub fn try_get(&self, id: &WorkflowSpecId) -> Result<Option<&'a [u8]>, StoreError> {
+        // A compressed store's `plain_buckets` are empty: its lookups all
+        // come to the careful path, which refuses them.
+        #[cfg(not(target_os = "none"))]
+        if let Some(found) = self.probe_common(self.plain_buckets, id.as_bytes()) {
+            return Ok(found);
+        }
         #[cfg(feature = "store-zstd")]
         if self.zstd.is_some() {
             return Err(StoreError::Compressed);
         }
-        self.lookup(id)
+        self.lookup_carefully(id)
     }
 
     /// [`try_get`](Self::try_get) whatever the store holds: the stored
@@ -731,19 +752,16 @@ impl<'a> StoreView<'a> {
     #[cfg_attr(not(target_os = "none"), inline(always))]
     fn lookup(&self, id: &WorkflowSpecId) -> Result<Option<&'a [u8]>, StoreError> {
         #[cfg(not(target_os = "none"))]
-        if let Some(Index::Buckets(ix)) = &self.index {
-            let key = id.as_bytes();
-            if let Some(found) = self.probe_common(ix, key, layout::slot_hash(key)) {
-                return Ok(found);
-            }
+        if let Some(found) = self.probe_common(self.buckets, id.as_bytes()) {
+            return Ok(found);
         }
-        self.try_get_carefully(id)
+        self.lookup_carefully(id)
     }
 
     /// Every lookup the common case does not answer: the older versions,
     /// and the version-3 lookups that need more than one slot or bucket.
     #[cfg_attr(not(target_os = "none"), cold, inline(never))]
-    fn try_get_carefully(&self, id: &WorkflowSpecId) -> Result<Option<&'a [u8]>, StoreError> {
+    fn lookup_carefully(&self, id: &WorkflowSpecId) -> Result<Option<&'a [u8]>, StoreError> {
         let key = id.as_bytes();
         match &self.index {
             Some(Index::Buckets(ix)) => self.probe_buckets(ix, key, layout::slot_hash(key)),
@@ -760,32 +778,33 @@ impl<'a> StoreView<'a> {
     /// id's tag, and that slot's frame is the id's, or it has none and is
     /// not full. `Some(answer)` then; `None` sends the lookup to
     /// [`probe_buckets`](Self::probe_buckets), which answers everything.
+    ///
+    /// `buckets` is the view's `buckets` or `plain_buckets`; where it is
+    /// empty (other versions, or a compressed store for `try_get`) the
+    /// bounds check sends the lookup to the careful path, so the common
+    /// case tests nothing else.
+    #[cfg(not(target_os = "none"))]
     #[inline(always)]
     fn probe_common(
         &self,
-        ix: &BucketIndex,
+        buckets: &'a [[u8; BUCKET]],
         key: &[u8; 16],
-        hash: u64,
     ) -> Option<Option<&'a [u8]>> {
-        match self.candidate(ix.home, hash) {
+        let hash = layout::slot_hash(key);
+        let home = layout::home_bucket(hash, self.home_buckets) as usize;
+        match self.candidate_in(buckets, home, hash) {
             Ahead::Absent => Some(None),
             Ahead::Frame(frame) => self.frame_data(frame, key).map(Some),
             Ahead::Ask => None,
         }
     }
 
-    /// What the home bucket of `hash` says: the frame its one candidate
-    /// slot points at, that the id is absent (no slot with its tag, and the
-    /// bucket not full), or that the careful path must look.
+    /// What bucket `home` of `buckets` says of `hash`: the frame its one
+    /// candidate slot points at, that the id is absent (no slot with its
+    /// tag, and the bucket not full), or that the careful path must look.
     #[inline(always)]
-    fn candidate(&self, home_buckets: u64, hash: u64) -> Ahead {
-        self.candidate_in(layout::home_bucket(hash, home_buckets) as usize, hash)
-    }
-
-    /// [`candidate`](Self::candidate) with the home bucket's number known.
-    #[inline(always)]
-    fn candidate_in(&self, home: usize, hash: u64) -> Ahead {
-        let Some(bucket) = self.buckets.get(home) else {
+    fn candidate_in(&self, buckets: &'a [[u8; BUCKET]], home: usize, hash: u64) -> Ahead {
+        let Some(bucket) = buckets.get(home) else {
             return Ahead::Ask;
         };
         let Some(k) = first_tag_slot(bucket, layout::tag(hash)) else {
@@ -1290,7 +1309,7 @@ impl<'a> StoreView<'a> {
     /// prefetched.
     #[inline(always)]
     fn look_ahead(&self, home: usize, hash: u64) -> Ahead {
-        let found = self.candidate_in(home, hash);
+        let found = self.candidate_in(self.buckets, home, hash);
         if let Ahead::Frame(frame) = found {
             // The frame and the first bytes of the data (a frame that
             // straddles two lines gets both), by address: a prefetch needs
@@ -1344,7 +1363,7 @@ impl<'a> Iterator for GetMany<'a, '_> {
         Some(match quick {
             Some(answer) => Ok(answer),
             // Rare (a crowded bucket, a shared tag): the careful lookup.
-            None => self.view.try_get_carefully(id),
+            None => self.view.lookup_carefully(id),
         })
     }
 
@@ -1375,29 +1394,12 @@ fn tag_lanes(bucket: &[u8; BUCKET], tag: u16) -> u128 {
 }
 
 /// The first slot whose tag is `tag`, if any: as [`tag_lanes`] in fewer
-/// instructions. Each half of the tags (four 16-bit lanes in a `u64`) is
-/// compared on its own, so no borrow runs between the halves; within a
-/// half, lanes above a match may be flagged too (a borrow runs up from a
-/// zero lane), which is why only the lowest flag of each is used.
+/// instructions (one SSE2 compare on x86-64; see
+/// `kernels::tags`, which keeps this reader free of `unsafe`).
 #[inline(always)]
 fn first_tag_slot(bucket: &[u8; BUCKET], tag: u16) -> Option<usize> {
-    const ONES: u64 = 0x0001_0001_0001_0001;
-    const HIGH: u64 = 0x8000 * ONES;
-    let (lo, rest) = bucket.split_first_chunk::<8>()?;
-    let hi = rest.first_chunk::<8>()?;
-    let wanted = u64::from(tag) * ONES;
-    let zero_lanes = |half: &[u8; 8]| {
-        let x = u64::from_le_bytes(*half) ^ wanted;
-        x.wrapping_sub(ONES) & !x & HIGH
-    };
-    let (lo, hi) = (zero_lanes(lo), zero_lanes(hi));
-    if lo != 0 {
-        Some((lo.trailing_zeros() / 16) as usize)
-    } else if hi != 0 {
-        Some(4 + (hi.trailing_zeros() / 16) as usize)
-    } else {
-        None
-    }
+    let (tags, _) = bucket.split_first_chunk::<16>()?;
+    crate::kernels::tags::first_equal_u16(tags, tag)
 }
 
 /// The slot of the lowest lane set in a [`tag_lanes`] result.

@@ -139,6 +139,9 @@ impl<'a> StoreView<'a> {
             view.data = &bytes[dict.next..view.data_end];
         }
         view.version = Version::V4;
+        // `try_get` refuses compressed workflows: none of its lookups may
+        // take the fast path.
+        view.plain_buckets = &[];
         view.zstd = Some(ZstdInfo {
             dictionary,
             dictionary_offset: header_end,
