@@ -124,6 +124,16 @@ pub struct GrowingArena {
     /// without page faults. Not counted in `held_bytes`; counted with it
     /// against the limit.
     retained: Cell<Option<HeapBuffer>>,
+    /// The largest heap chunk a reset freed while it kept a larger one
+    /// (the calm batches' chunk, when a spike's is kept), held for the
+    /// reset that shrinks back to it: reused, it costs no heap call (a
+    /// free and a malloc of the same size otherwise, which in glibc can
+    /// mean consolidating every small block other code has freed). Freed
+    /// if [`RESET_HISTORY`] resets pass without a use for it. Counted in
+    /// `held_bytes`.
+    spare: Cell<Option<HeapBuffer>>,
+    /// Resets since `spare` was set.
+    spare_age: usize,
     /// Why the last allocation that returned `None` from a slow path
     /// failed (see [`alloc`](Self::alloc)).
     failure: Cell<Option<ArenaError>>,
@@ -147,6 +157,8 @@ impl GrowingArena {
             demand: 0,
             high_water: Cell::new(0),
             retained: Cell::new(None),
+            spare: Cell::new(None),
+            spare_age: 0,
             failure: Cell::new(None),
         }
     }
@@ -216,7 +228,12 @@ impl GrowingArena {
             })?;
         let last = self.current().map_or(0, |arena| arena.capacity());
         let wanted = need.max(last.saturating_mul(2)).max(self.first);
-        let held = self.held_bytes();
+        let mut held = self.held_bytes();
+        if held.saturating_add(need) > self.limit && self.spare_bytes() > 0 {
+            // Short of room: the spare goes first.
+            drop(self.spare.take());
+            held = self.held_bytes();
+        }
         let room = self.limit.saturating_sub(held);
         // A chunk an earlier batch needed, still mapped: when it serves,
         // taking it back costs no system call and, unless the kernel has
@@ -428,7 +445,24 @@ impl GrowingArena {
     /// [`held_bytes`](Self::held_bytes) but in
     /// [`retained_bytes`](Self::retained_bytes), counts against the limit,
     /// and [`trim`](Self::trim) unmaps it at once.
+    ///
+    /// And when it keeps such a chunk (a spike's), the largest heap chunk
+    /// it frees (the calm batches') is kept as a spare, in `held_bytes`,
+    /// for the reset that shrinks back: so a workload whose spikes recur
+    /// makes no heap calls at all once it has seen one. A spare that
+    /// [`RESET_HISTORY`] resets pass without using is freed.
     pub fn reset(&mut self) {
+        self.resize();
+        if self.spare_bytes() > 0 {
+            self.spare_age += 1;
+            if self.spare_age > RESET_HISTORY {
+                drop(self.spare.take());
+            }
+        }
+    }
+
+    /// The work of [`reset`](Self::reset) but for the spare's ageing.
+    fn resize(&mut self) {
         let used = self.used();
         self.high_water.set(self.high_water.get().max(used));
         let left = mem::replace(&mut self.history[self.at], used);
@@ -454,12 +488,21 @@ impl GrowingArena {
             let capacity = last_chunk.arena.capacity();
             if capacity >= demand && capacity / 2 <= target {
                 last_chunk.arena.reset();
+                // A spike's chunk kept: the calm batches' heap chunk, among
+                // the older ones, is the spare for when they return.
+                let spare = last_chunk.buffer.is_mapped();
                 // The older chunks, newest first; the kept one stays in the
                 // vector even if a value's `Drop` panics on the way.
                 while self.chunks.get_mut().len() > 1 {
                     let chunks = self.chunks.get_mut();
                     let chunk = chunks.remove(chunks.len() - 2);
-                    self.free_chunk(chunk, true);
+                    self.free_chunk(
+                        chunk,
+                        Keep {
+                            retain: true,
+                            spare,
+                        },
+                    );
                 }
                 return;
             }
@@ -469,6 +512,15 @@ impl GrowingArena {
             // A failure here leaves the arena empty; the next allocation
             // adds a chunk (and reports the failure if it repeats).
             let bytes = target.min(self.limit & !63).max(1);
+            // The spare and the retained chunk serve if they are no more
+            // than twice the target (the rule for the kept chunk above).
+            // A spare that does not is freed before anything is allocated.
+            if let Some(buffer) = self.spare.take() {
+                if buffer.len() >= bytes && buffer.len() / 2 <= bytes {
+                    let _ = self.add_chunk(buffer);
+                    return;
+                }
+            }
             if let Some(buffer) = self.retained.take() {
                 // The retained chunk serves if it is no more than twice the
                 // target (the rule for the kept chunk above).
@@ -543,7 +595,16 @@ impl GrowingArena {
     /// Bytes of memory the arena holds: its chunks' buffers (not the
     /// chunk a reset gave back lazily, [`retained_bytes`](Self::retained_bytes)).
     pub fn held_bytes(&self) -> usize {
-        self.chunk_list().map(|c| c.buffer.len()).sum()
+        self.chunk_list().map(|c| c.buffer.len()).sum::<usize>() + self.spare_bytes()
+    }
+
+    /// Bytes of the spare heap chunk (0 if none).
+    fn spare_bytes(&self) -> usize {
+        // `Cell::take` and back: a `HeapBuffer` is not `Copy`.
+        let spare = self.spare.take();
+        let bytes = spare.as_ref().map_or(0, HeapBuffer::len);
+        self.spare.set(spare);
+        bytes
     }
 
     /// Bytes of the chunks backed by huge pages (chunks of 2 MiB or more
@@ -575,23 +636,45 @@ impl GrowingArena {
     fn free_chunks(&mut self, retain: bool) {
         self.current.set(None);
         while let Some(chunk) = self.chunks.get_mut().pop() {
-            self.free_chunk(chunk, retain);
+            self.free_chunk(
+                chunk,
+                Keep {
+                    retain,
+                    spare: false,
+                },
+            );
         }
     }
 
     /// Frees one chunk taken out of the vector (its values drop first).
-    /// With `retain`, a mapped chunk larger than the one retained now is
-    /// given back to the kernel lazily and retained instead.
-    fn free_chunk(&mut self, chunk: NonNull<Chunk>, retain: bool) {
+    /// With `keep.retain`, a mapped chunk larger than the one retained now
+    /// is given back to the kernel lazily and retained instead; with
+    /// `keep.spare`, a heap chunk larger than the spare becomes the spare.
+    fn free_chunk(&mut self, chunk: NonNull<Chunk>, keep: Keep) {
         // SAFETY: the pointer came from `Box::leak` in `add_chunk`, was in
         // the vector once and has just been taken out; `&mut self` means
         // nothing borrows it.
         let Chunk { arena, buffer } = *unsafe { Box::from_raw(chunk.as_ptr()) };
         drop(arena); // its values, before their memory goes
-        if retain && buffer.len() > self.retained_bytes() && buffer.lazy_free() {
+        if !keep.retain {
+            return;
+        }
+        if buffer.len() > self.retained_bytes() && buffer.lazy_free() {
             self.retained.set(Some(buffer)); // the smaller one is unmapped
+        } else if keep.spare && !buffer.is_mapped() && buffer.len() > self.spare_bytes() {
+            self.spare.set(Some(buffer)); // the smaller one is freed
+            self.spare_age = 0;
         }
     }
+}
+
+/// What [`GrowingArena::free_chunk`] may keep of a chunk it frees.
+#[derive(Clone, Copy)]
+struct Keep {
+    /// A mapped chunk, given back lazily (the largest).
+    retain: bool,
+    /// A heap chunk, as the spare (the largest).
+    spare: bool,
 }
 
 impl Default for GrowingArena {
@@ -910,7 +993,7 @@ mod tests {
         // Whatever was freed before the panic is gone and accounted for;
         // the rest is still held and counted.
         let held: usize = arena.chunk_list().map(|c| c.buffer.len()).sum();
-        assert_eq!(arena.held_bytes(), held);
+        assert_eq!(arena.held_bytes(), held + arena.spare_bytes());
         assert_eq!(*arena.alloc(7_u8).unwrap(), 7);
     }
 
@@ -1033,17 +1116,66 @@ mod tests {
         assert_eq!(arena.chunks(), 2);
         assert_eq!(arena.held_bytes(), held + spike_chunk);
         arena.reset();
-        // A reset that needs a chunk that large takes it back too.
-        assert_eq!(arena.held_bytes(), spike_chunk);
+        // The spike's chunk is kept, and the calm batches' chunk with it as
+        // the spare ...
+        assert_eq!(arena.held_bytes(), spike_chunk + held);
         for _ in 0..RESET_HISTORY {
             fill(&arena, calm, 5);
             arena.reset();
         }
+        // ... which serves again when they return; the spike's chunk is
+        // retained again.
+        assert_eq!((arena.chunks(), arena.held_bytes()), (1, held));
         assert_eq!(arena.retained_bytes(), spike_chunk);
         arena.trim();
         assert_eq!(arena.retained_bytes(), 0);
         fill(&arena, spike, 6);
         assert!(arena.chunks() > 2, "no chunk to take back after a trim");
+    }
+
+    #[test]
+    fn the_spare_is_freed_when_the_calm_does_not_return() {
+        let mut arena = GrowingArena::new();
+        let (calm, spike) = (1000 / SCALE, 60_000 / SCALE);
+        for _ in 0..4 {
+            fill(&arena, calm, 1);
+            arena.reset();
+        }
+        // A first spike, and the calm after it: its chunk retained.
+        fill(&arena, spike, 2);
+        arena.reset();
+        for _ in 0..RESET_HISTORY {
+            fill(&arena, calm, 1);
+            arena.reset();
+        }
+        let calm_held = arena.held_bytes();
+        // The next spike takes it back, and its reset keeps the spare.
+        fill(&arena, spike, 2);
+        arena.reset();
+        let kept: usize = arena.chunk_list().map(|c| c.buffer.len()).sum();
+        if !is_mapped(&arena) {
+            // Only a mapped spike chunk keeps a spare.
+            assert_eq!(arena.held_bytes(), kept);
+            return;
+        }
+        assert_eq!(arena.held_bytes(), kept + calm_held);
+        // Held as long as the calm could come back (the spike's reset
+        // counts as one that did not use it) ...
+        for _ in 0..RESET_HISTORY - 1 {
+            fill(&arena, spike, 3);
+            arena.reset();
+            assert_eq!(arena.held_bytes(), kept + calm_held);
+        }
+        // ... and freed after.
+        fill(&arena, spike, 4);
+        arena.reset();
+        assert_eq!(arena.held_bytes(), kept, "the spare is gone");
+    }
+
+    /// Whether the arena's chunks are mappings of their own (natively on
+    /// Linux).
+    fn is_mapped(arena: &GrowingArena) -> bool {
+        all_mapped(arena) && cfg!(all(target_os = "linux", not(miri)))
     }
 
     #[test]

@@ -158,6 +158,12 @@ impl HeapBuffer {
         Ok(HeapBuffer { ptr, layout })
     }
 
+    /// Whether the buffer is a mapping of its own (huge-page aligned, on
+    /// Linux) rather than heap memory.
+    pub(crate) fn is_mapped(&self) -> bool {
+        self.layout.align() == pages::HUGE_PAGE && cfg!(all(target_os = "linux", not(miri)))
+    }
+
     /// Bytes in the buffer.
     pub(crate) fn len(&self) -> usize {
         self.layout.size()
