@@ -317,11 +317,9 @@ pub struct StoreView<'a> {
     /// The buckets [`try_get`](Self::try_get) answers from: `buckets`,
     /// but empty in a compressed store (whose `try_get` refuses), so that
     /// the common lookup needs no test of the store's kind.
-    #[cfg_attr(target_os = "none", allow(dead_code))]
     plain_buckets: &'a [[u8; BUCKET]],
     /// Version 3's number of home buckets (0 for other versions, which
     /// sends every fast lookup to the empty `buckets`' bounds check).
-    #[cfg_attr(target_os = "none", allow(dead_code))]
     home_buckets: u64,
     /// Data entries (excludes the reserved ones).
     len: usize,
@@ -1256,12 +1254,9 @@ impl<'a, 'i> GetMany<'a, 'i> {
     pub const DATA_AHEAD: usize = 8;
 
     fn new(view: StoreView<'a>, ids: &'i [WorkflowSpecId]) -> GetMany<'a, 'i> {
-        let fast = match view.index {
-            #[cfg(feature = "store-zstd")]
-            Some(Index::Buckets(_)) if view.zstd.is_some() => None,
-            Some(Index::Buckets(ix)) => Some(ix.home),
-            _ => None,
-        };
+        // The stores `try_get` answers from the buckets (version 3, not
+        // compressed): the others have no plain buckets.
+        let fast = (!view.plain_buckets.is_empty()).then_some(view.home_buckets);
         let mut many = GetMany {
             view,
             ids,

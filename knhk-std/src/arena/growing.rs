@@ -553,11 +553,7 @@ impl GrowingArena {
     /// may have taken its pages already: this is what the arena may take
     /// back, at most.
     pub fn retained_bytes(&self) -> usize {
-        // `Cell::take` and back: a `HeapBuffer` is not `Copy`.
-        let retained = self.retained.take();
-        let bytes = retained.as_ref().map_or(0, HeapBuffer::len);
-        self.retained.set(retained);
-        bytes
+        buffer_len(&self.retained)
     }
 
     /// Bytes the chunks can hand out in all.
@@ -600,11 +596,7 @@ impl GrowingArena {
 
     /// Bytes of the spare heap chunk (0 if none).
     fn spare_bytes(&self) -> usize {
-        // `Cell::take` and back: a `HeapBuffer` is not `Copy`.
-        let spare = self.spare.take();
-        let bytes = spare.as_ref().map_or(0, HeapBuffer::len);
-        self.spare.set(spare);
-        bytes
+        buffer_len(&self.spare)
     }
 
     /// Bytes of the chunks backed by huge pages (chunks of 2 MiB or more
@@ -666,6 +658,15 @@ impl GrowingArena {
             self.spare_age = 0;
         }
     }
+}
+
+/// The length of the buffer in `cell`, 0 if none.
+fn buffer_len(cell: &Cell<Option<HeapBuffer>>) -> usize {
+    // `Cell::take` and back: a `HeapBuffer` is not `Copy`.
+    let buffer = cell.take();
+    let bytes = buffer.as_ref().map_or(0, HeapBuffer::len);
+    cell.set(buffer);
+    bytes
 }
 
 /// What [`GrowingArena::free_chunk`] may keep of a chunk it frees.
