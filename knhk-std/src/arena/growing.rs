@@ -1061,12 +1061,10 @@ mod tests {
         }
     }
 
-    /// Whether every chunk of the arena is a mapping (the ones a reset
-    /// may give back lazily).
+    /// Whether every chunk of the arena is a mapping of its own (the
+    /// chunks a reset may give back lazily: natively on Linux).
     fn all_mapped(arena: &GrowingArena) -> bool {
-        arena
-            .chunk_list()
-            .all(|c| c.buffer.layout.align() == super::super::pages::HUGE_PAGE)
+        arena.chunk_list().all(|c| c.buffer.is_mapped())
     }
 
     fn fill(arena: &GrowingArena, n: usize, mark: u64) {
@@ -1093,7 +1091,7 @@ mod tests {
         // more, huge pages on), heap memory under Miri.
         assert_eq!(arena.chunks(), 1);
         let spike_chunk = arena.held_bytes();
-        let mapped = all_mapped(&arena) && cfg!(all(target_os = "linux", not(miri)));
+        let mapped = all_mapped(&arena);
         for _ in 0..RESET_HISTORY {
             fill(&arena, calm, 3);
             arena.reset();
@@ -1154,7 +1152,7 @@ mod tests {
         fill(&arena, spike, 2);
         arena.reset();
         let kept: usize = arena.chunk_list().map(|c| c.buffer.len()).sum();
-        if !is_mapped(&arena) {
+        if !all_mapped(&arena) {
             // Only a mapped spike chunk keeps a spare.
             assert_eq!(arena.held_bytes(), kept);
             return;
@@ -1173,12 +1171,6 @@ mod tests {
         assert_eq!(arena.held_bytes(), kept, "the spare is gone");
     }
 
-    /// Whether the arena's chunks are mappings of their own (natively on
-    /// Linux).
-    fn is_mapped(arena: &GrowingArena) -> bool {
-        all_mapped(arena) && cfg!(all(target_os = "linux", not(miri)))
-    }
-
     #[test]
     fn a_retained_chunk_counts_against_the_limit_and_gives_way() {
         let spike = 60_000 / SCALE;
@@ -1186,7 +1178,7 @@ mod tests {
         fill(&arena, spike, 1);
         arena.reset();
         let spike_chunk = arena.held_bytes();
-        if !(all_mapped(&arena) && cfg!(all(target_os = "linux", not(miri)))) {
+        if !all_mapped(&arena) {
             // Heap chunks (Miri, other systems) are never retained.
             assert_eq!(arena.retained_bytes(), 0);
             return;
