@@ -18,7 +18,7 @@
 //! `alloc_stats` section measures the overhead against each bare allocator.
 
 use std::fmt;
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicPtr, AtomicU64, Ordering::Relaxed};
 
 pub use knhk_core::alloc_stats::{AllocSnapshot, AtomicTally, CountingAlloc, Tally};
 use knhk_core::cache::CachePadded;
@@ -82,7 +82,8 @@ macro_rules! count_allocations {
     };
 }
 
-/// One thread's counts. Only the thread that owns the slot stores to it.
+/// One thread's counts. Only the thread that owns the slot stores to the
+/// counts (a peak reset stores to `high` too).
 #[derive(Default)]
 struct SlotCounts {
     allocations: AtomicU64,
@@ -90,10 +91,12 @@ struct SlotCounts {
     allocated: AtomicU64,
     freed: AtomicU64,
     /// The highest `allocated - freed` this slot reached since the last
-    /// peak reset (as i64 bits). Only a trigger for peak checks: a reset
-    /// from another thread may race the owner's store, which can only leave
-    /// it high and so make the peak a lower bound; counts are unaffected.
-    high: AtomicU64,
+    /// peak reset: negative where the thread frees more than it allocates
+    /// (memory other threads allocated). Only a trigger for peak checks: a
+    /// reset from another thread may race the owner's store and leave it
+    /// too high (a peak check missed) or too low (one made for nothing);
+    /// counts are unaffected.
+    high: AtomicI64,
 }
 
 impl SlotCounts {
@@ -103,7 +106,7 @@ impl SlotCounts {
             deallocations: AtomicU64::new(0),
             allocated: AtomicU64::new(0),
             freed: AtomicU64::new(0),
-            high: AtomicU64::new(0),
+            high: AtomicI64::new(0),
         }
     }
 
@@ -112,6 +115,16 @@ impl SlotCounts {
             .load(Relaxed)
             .wrapping_sub(self.freed.load(Relaxed)) as i64
     }
+}
+
+/// The live bytes of these slots: the sum of their nets, each of which may
+/// be negative (a thread that frees what others allocated). Exact when
+/// nothing is in flight; a read that races an allocation in one slot and
+/// its free in another can come out below zero, which counts as zero
+/// rather than wrapping to a peak of 2^64.
+fn live<'s>(slots: impl Iterator<Item = &'s SlotCounts>) -> u64 {
+    let total = slots.fold(0_i64, |sum, s| sum.wrapping_add(s.net()));
+    total.max(0) as u64
 }
 
 /// Adds to a counter only its owner stores to: a load and a store, no lock.
@@ -125,11 +138,15 @@ fn bump(counter: &AtomicU64, n: u64) -> u64 {
 /// A [`Tally`] with a cache line per thread.
 ///
 /// Counts, live bytes and total bytes are exact whenever no allocation is
-/// in flight, whichever threads allocate and free. The peak is tracked
-/// without a shared write on the common path: a thread checks the global
-/// peak only when its own net usage reaches a new high, so the peak is
-/// exact while one thread allocates and frees, and with several it is a
-/// lower bound (it can miss a peak that several threads reach together).
+/// in flight and the reader is synchronised with the threads that made
+/// them (it joined them, say), whichever threads allocate and free. The
+/// peak is tracked without a shared write on the common path: a thread
+/// checks the global peak only when its own net usage reaches a new high,
+/// so the peak is exact while one thread allocates and frees. With several
+/// it is approximate: it can miss a peak that several threads reach
+/// together, and a check that reads the slots while another thread
+/// allocates and a third frees can see a total that never was (never
+/// below zero). Snapshots taken meanwhile are approximate in the same way.
 ///
 /// Up to 256 threads at once get a line each (an exiting thread hands its
 /// line, counts and all, to a later one); others share an exact, atomic
@@ -153,10 +170,7 @@ impl ThreadTally {
     /// Live bytes: every slot's allocated minus freed.
     fn current(&self) -> u64 {
         let used = &self.slots[..thread_slot::assigned()];
-        used.iter()
-            .map(|s| &**s)
-            .chain([&*self.shared])
-            .fold(0_u64, |sum, s| sum.wrapping_add(s.net() as u64))
+        live(used.iter().map(|s| &**s).chain([&*self.shared]))
     }
 
     #[cold]
@@ -176,8 +190,8 @@ impl Tally for ThreadTally {
                 bump(&slot.allocations, 1);
                 let allocated = bump(&slot.allocated, size);
                 let net = allocated.wrapping_sub(slot.freed.load(Relaxed)) as i64;
-                if net > slot.high.load(Relaxed) as i64 {
-                    slot.high.store(net as u64, Relaxed);
+                if net > slot.high.load(Relaxed) {
+                    slot.high.store(net, Relaxed);
                     self.raise_peak();
                 }
             }
@@ -186,7 +200,7 @@ impl Tally for ThreadTally {
                 shared.allocations.fetch_add(1, Relaxed);
                 let allocated = shared.allocated.fetch_add(size, Relaxed).wrapping_add(size);
                 let net = allocated.wrapping_sub(shared.freed.load(Relaxed)) as i64;
-                if net > shared.high.fetch_max(net as u64, Relaxed) as i64 {
+                if net > shared.high.fetch_max(net, Relaxed) {
                     self.raise_peak();
                 }
             }
@@ -218,8 +232,8 @@ impl Tally for ThreadTally {
                 .deallocations
                 .wrapping_add(slot.deallocations.load(Relaxed));
             s.total_allocated = s.total_allocated.wrapping_add(slot.allocated.load(Relaxed));
-            s.current = s.current.wrapping_add(slot.net() as u64);
         }
+        s.current = live(used.iter().map(|s| &**s).chain([&*self.shared]));
         s.peak = self.peak.load(Relaxed).max(s.current);
         s
     }
@@ -227,7 +241,7 @@ impl Tally for ThreadTally {
     fn reset_peak(&self) {
         let used = &self.slots[..thread_slot::assigned()];
         for slot in used.iter().map(|s| &**s).chain([&*self.shared]) {
-            slot.high.store(slot.net() as u64, Relaxed);
+            slot.high.store(slot.net(), Relaxed);
         }
         self.peak.store(self.current(), Relaxed);
     }
@@ -452,6 +466,31 @@ mod tests {
             unsafe { COUNTING.dealloc(block as *mut u8, layout) };
         }
         assert_eq!(COUNTING.snapshot().current, 0);
+    }
+
+    #[test]
+    fn a_total_below_zero_counts_as_zero_not_as_a_huge_peak() {
+        // Slots whose nets sum below zero: what a read sees when it takes
+        // one slot before an allocation and another after its free (or a
+        // thread without a slot frees what slotted threads allocated).
+        let (gave, took) = (SlotCounts::new(), SlotCounts::new());
+        gave.freed.store(1000, Relaxed);
+        took.allocated.store(200, Relaxed);
+        assert_eq!(live([&gave, &took].into_iter()), 0);
+        took.allocated.store(1500, Relaxed);
+        assert_eq!(live([&gave, &took].into_iter()), 500);
+
+        let tally = Box::new(ThreadTally::new());
+        tally.shared.freed.store(1000, Relaxed);
+        tally.raise_peak();
+        let s = tally.snapshot();
+        assert_eq!((s.current, s.peak), (0, 0));
+        // A reset marks the shared line's high at its net, below zero (a
+        // mark that as unsigned bits would stay above every later net and
+        // send each allocation on that line to a peak check).
+        tally.reset_peak();
+        assert_eq!(tally.shared.high.load(Relaxed), -1000);
+        assert_eq!(tally.snapshot().peak, 0);
     }
 
     #[test]

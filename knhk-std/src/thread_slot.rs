@@ -63,6 +63,9 @@ pub fn current() -> Option<usize> {
     let index = SLOT.try_with(Cell::get).unwrap_or(NONE);
     if index < SLOTS {
         Some(index)
+    } else if index == NONE {
+        // Asked before and got none (or handed back): no call to ask again.
+        None
     } else {
         assign()
     }
@@ -107,8 +110,10 @@ fn take() -> Option<usize> {
             vacant = bits.load(Relaxed); // another thread took it first
         }
     }
-    let index = NEXT.fetch_add(1, Relaxed);
-    (index < SLOTS).then_some(index)
+    // Only while indices are left: a counter that every later thread
+    // bumped could wrap (on 32-bit targets) and hand out a held index.
+    NEXT.fetch_update(Relaxed, Relaxed, |next| (next < SLOTS).then_some(next + 1))
+        .ok()
 }
 
 /// Hands `index` back. Release: this thread's writes through it happen
@@ -176,7 +181,12 @@ mod tests {
             // SAFETY: this thread holds `slot` (see `PerSlot`).
             unsafe { *DATA.0[slot].get() = value };
         }
+        fn read(slot: usize) -> u64 {
+            // SAFETY: as in `write`.
+            unsafe { *DATA.0[slot].get() }
+        }
         let gone = std::sync::atomic::AtomicBool::new(false);
+        static FIRST_SLOT: AtomicUsize = AtomicUsize::new(NONE);
         std::thread::scope(|s| {
             s.spawn(|| {
                 // Waits, without synchronising, until the first thread has
@@ -188,12 +198,20 @@ mod tests {
                     std::thread::yield_now();
                 }
                 if let Some(slot) = current() {
+                    if slot == FIRST_SLOT.load(Relaxed) {
+                        // The old holder's write is visible (and, under
+                        // Miri, ordered before this read and write).
+                        assert_eq!(read(slot), 1);
+                    } else {
+                        eprintln!("another test took the freed slot first: no hand-off seen");
+                    }
                     write(slot, 2);
                 }
             });
             let first = std::thread::spawn(|| {
                 if let Some(slot) = current() {
                     write(slot, 1);
+                    FIRST_SLOT.store(slot, Relaxed);
                 }
             });
             // Joined, so this test thread knows the exit happened; the
