@@ -1243,13 +1243,20 @@ mod tests {
         (calm_chunk, mapped)
     }
 
-    #[test]
-    fn the_spare_is_the_calm_batches_chunk_not_a_doubling() {
+    /// [`after_a_first_spike`]'s arena and calm chunk size where its
+    /// kept chunk is a mapping, so that it holds a spare; `None` elsewhere
+    /// (Miri, or huge pages refused), where there is no spare to test.
+    fn with_a_spare() -> Option<(GrowingArena, usize)> {
         let mut arena = GrowingArena::new();
         let (calm_chunk, mapped) = after_a_first_spike(&mut arena);
-        if !mapped {
+        mapped.then_some((arena, calm_chunk))
+    }
+
+    #[test]
+    fn the_spare_is_the_calm_batches_chunk_not_a_doubling() {
+        let Some((mut arena, calm_chunk)) = with_a_spare() else {
             return;
-        }
+        };
         // The spike's doublings of the calm chunk were heap memory too, and
         // larger; the spare is the chunk the calm batches will fit again.
         assert_eq!(arena.spare_bytes(), calm_chunk);
@@ -1265,11 +1272,9 @@ mod tests {
 
     #[test]
     fn the_spare_gives_way_to_the_limit() {
-        let mut arena = GrowingArena::new();
-        let (_, mapped) = after_a_first_spike(&mut arena);
-        if !mapped {
+        let Some((arena, _)) = with_a_spare() else {
             return;
-        }
+        };
         let spare = arena.spare_bytes();
         assert!(spare > 0);
         let held = arena.held_bytes();
