@@ -169,8 +169,13 @@ impl ThreadTally {
 
     /// Live bytes: every slot's allocated minus freed.
     fn current(&self) -> u64 {
+        live(self.lines())
+    }
+
+    /// The lines in use: every slot handed out so far, and the shared one.
+    fn lines(&self) -> impl Iterator<Item = &SlotCounts> {
         let used = &self.slots[..thread_slot::assigned()];
-        live(used.iter().map(|s| &**s).chain([&*self.shared]))
+        used.iter().map(|s| &**s).chain([&*self.shared])
     }
 
     #[cold]
@@ -225,22 +230,20 @@ impl Tally for ThreadTally {
 
     fn snapshot(&self) -> AllocSnapshot {
         let mut s = AllocSnapshot::default();
-        let used = &self.slots[..thread_slot::assigned()];
-        for slot in used.iter().map(|s| &**s).chain([&*self.shared]) {
+        for slot in self.lines() {
             s.allocations = s.allocations.wrapping_add(slot.allocations.load(Relaxed));
             s.deallocations = s
                 .deallocations
                 .wrapping_add(slot.deallocations.load(Relaxed));
             s.total_allocated = s.total_allocated.wrapping_add(slot.allocated.load(Relaxed));
         }
-        s.current = live(used.iter().map(|s| &**s).chain([&*self.shared]));
+        s.current = self.current();
         s.peak = self.peak.load(Relaxed).max(s.current);
         s
     }
 
     fn reset_peak(&self) {
-        let used = &self.slots[..thread_slot::assigned()];
-        for slot in used.iter().map(|s| &**s).chain([&*self.shared]) {
+        for slot in self.lines() {
             slot.high.store(slot.net(), Relaxed);
         }
         self.peak.store(self.current(), Relaxed);

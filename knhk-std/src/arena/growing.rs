@@ -247,8 +247,7 @@ impl GrowingArena {
                 return self.add_chunk(buffer);
             }
         }
-        if spare > 0 && HeapBuffer::layout_within(wanted, beside).is_none_or(|l| l.size() < wanted)
-        {
+        if spare > 0 && HeapBuffer::layout_within(wanted, beside).is_none() {
             // A full-size chunk does not fit beside the spare: it goes.
             drop(self.spare.take());
         }
