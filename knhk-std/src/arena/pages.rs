@@ -18,9 +18,11 @@ pub const HUGE_PAGE: usize = 2 * 1024 * 1024;
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
 
-/// Turns huge pages for new arena buffers of 2 MiB or more on or off (on
+/// Turns huge pages for new arena buffers of 2 MiB or more, and for the
+/// mappings of stores opened from now on
+/// ([`MmapWorkflowStore`](crate::store::MmapWorkflowStore)), on or off (on
 /// by default), for every thread; returns the previous setting. Buffers
-/// already made keep what they have.
+/// and stores already made keep what they have.
 ///
 /// ```
 /// let before = knhk_std::arena::set_huge_pages(false);

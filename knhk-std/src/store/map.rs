@@ -22,7 +22,8 @@ use super::error::{io_error, StorageError};
 /// at open into a hash index. A lookup in a version-3 file reads one
 /// 64-byte index bucket and the entry; [`get_many`](Self::get_many)
 /// overlaps the memory latency of a whole batch of lookups. Lookups return slices of the mapping: no copy. The data is
-/// advised as randomly accessed (`MADV_RANDOM`), and
+/// advised as randomly accessed (`MADV_RANDOM`) and, on Linux, for huge
+/// pages (see [`set_huge_pages`](crate::arena::set_huge_pages)), and
 /// [`prefetch_index`](Self::prefetch_index) asks for the index to be read in.
 ///
 /// # Compressed stores
@@ -119,6 +120,18 @@ impl MmapWorkflowStore {
             // the index walks the index's pages, so it is `prefetch_index`,
             // which the caching reader calls.)
             let _ = map.advise(memmap2::Advice::Random);
+            // And huge pages where the file system caches in large folios:
+            // a fault then reads the whole 2 MiB folio around it (the one
+            // read-ahead that random advice still allows), and maps it
+            // with one TLB entry. Lookups land anywhere in the store, so
+            // most of them save a page walk; the price is reading 2 MiB
+            // per fault on a cold cache, which a store that is looked up
+            // all over pays off within a few hundred lookups. Off with
+            // [`set_huge_pages`](crate::arena::set_huge_pages).
+            #[cfg(target_os = "linux")]
+            if crate::arena::huge_pages_enabled() {
+                let _ = map.advise(memmap2::Advice::HugePage);
+            }
         }
         let corrupt = |source| StorageError::Corrupt {
             path: path.to_path_buf(),

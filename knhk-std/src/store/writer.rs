@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -74,7 +74,76 @@ impl IndexStorage for GrowingIndex {
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-type FileSink = IoSink<BufWriter<File>>;
+type FileSink = IoSink<Chunked<File>>;
+
+/// The size and alignment of the pieces a store file is written in: one
+/// huge page.
+const CHUNK: usize = 2 * 1024 * 1024;
+
+/// A store's temporary file (`W`), written in whole [`CHUNK`]s at offsets that
+/// are multiples of it (all but the last piece).
+///
+/// Why not `BufWriter`: when a write does not fit in what it has left, it
+/// writes out what it holds, so its writes land at any length and offset.
+/// Linux file systems that cache files in large folios (ext4 and xfs on
+/// recent kernels) size a file's cached folios by the writes that made
+/// them: a store written in 2 MiB pieces at 2 MiB offsets stays in the page
+/// cache as 2 MiB folios, and every mapping of it (2 MiB aligned, as the
+/// kernel places large file mappings) then reads it through huge pages:
+/// one TLB entry for 2 MiB of workflows instead of 512. The lookups of an
+/// engine land anywhere in the store, so that is a TLB miss less for most
+/// of them. Written through `BufWriter`'s 1 MiB buffer, the report's
+/// 100 MB store came out 42% huge-mapped; in 2 MiB pieces, all of it
+/// (Linux 6.18, ext4). Elsewhere this is an ordinary buffered writer.
+struct Chunked<W> {
+    file: W,
+    /// At most `CHUNK` bytes not yet written; the file holds a whole
+    /// number of chunks before them.
+    pending: Vec<u8>,
+}
+
+impl<W: Write> Chunked<W> {
+    fn new(file: W) -> Chunked<W> {
+        Chunked {
+            file,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Writes what is pending and hands back the file.
+    fn into_inner(mut self) -> io::Result<W> {
+        self.flush()?;
+        Ok(self.file)
+    }
+}
+
+impl<W: Write> Write for Chunked<W> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        if self.pending.is_empty() && bytes.len() >= CHUNK {
+            // At a chunk boundary already: whole chunks go straight to the
+            // file, without a copy.
+            let whole = bytes.len() - bytes.len() % CHUNK;
+            self.file.write_all(&bytes[..whole])?;
+            return Ok(whole);
+        }
+        let taken = bytes.len().min(CHUNK - self.pending.len());
+        if self.pending.capacity() == 0 {
+            self.pending.reserve_exact(CHUNK);
+        }
+        self.pending.extend_from_slice(&bytes[..taken]);
+        if self.pending.len() == CHUNK {
+            self.file.write_all(&self.pending)?;
+            self.pending.clear();
+        }
+        Ok(taken)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.write_all(&self.pending)?;
+        self.pending.clear();
+        self.file.flush()
+    }
+}
 
 /// Writes a store file, replacing `path` atomically on
 /// [`finish`](Self::finish): the workflows go to a temporary file in the
@@ -306,7 +375,7 @@ impl WorkflowStoreWriter {
             .create_new(true)
             .open(&temp)
             .map_err(io_error(&temp, "create"))?;
-        let sink = IoSink(BufWriter::with_capacity(1 << 20, file));
+        let sink = IoSink(Chunked::new(file));
         Ok((sink, temp, path))
     }
 
@@ -419,10 +488,10 @@ impl WorkflowStoreWriter {
         let (IoSink(buffered), len) = writer
             .finish_into_sink()
             .map_err(|e| write_error(e, &self.temp, &self.path))?;
-        let file = buffered.into_inner().map_err(|e| StorageError::Io {
+        let file = buffered.into_inner().map_err(|source| StorageError::Io {
             path: self.temp.clone(),
-            action: "flush",
-            source: e.into_error(),
+            action: "write to",
+            source,
         })?;
         file.sync_all().map_err(io_error(&self.temp, "sync"))?;
         drop(file);
@@ -473,5 +542,80 @@ fn write_error(e: WriteError<io::Error>, temp: &Path, path: &Path) -> StorageErr
             path: path.to_path_buf(),
             source: refused,
         },
+    }
+}
+
+#[cfg(test)]
+mod chunk_tests {
+    use super::*;
+
+    /// Records where and how long each write to the file was.
+    #[derive(Default)]
+    struct Recorder {
+        bytes: Vec<u8>,
+        writes: Vec<(usize, usize)>,
+    }
+
+    impl Write for Recorder {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            self.writes.push((self.bytes.len(), bytes.len()));
+            self.bytes.extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "16 MB through Miri; no unsafe or threads here")]
+    fn every_write_but_the_last_is_whole_chunks_at_a_chunk_boundary() {
+        let mut out = Chunked::new(Recorder::default());
+        let mut want = Vec::new();
+        let mut n = 0_u8;
+        // Small writes that straddle chunk boundaries, one larger than a
+        // chunk arriving mid-chunk, and one of several chunks arriving at
+        // a boundary.
+        for len in [
+            1,
+            1000,
+            CHUNK - 1001,
+            7,
+            3 * CHUNK + 5,
+            4096,
+            CHUNK - 4108,
+            2 * CHUNK,
+            9,
+        ] {
+            let piece: Vec<u8> = (0..len)
+                .map(|_| {
+                    n = n.wrapping_add(1);
+                    n
+                })
+                .collect();
+            out.write_all(&piece).unwrap();
+            want.extend_from_slice(&piece);
+        }
+        let file = out.into_inner().unwrap();
+        assert_eq!(file.bytes, want);
+        let (last, whole) = file.writes.split_last().unwrap();
+        for &(at, len) in whole {
+            assert_eq!(
+                (at % CHUNK, len % CHUNK),
+                (0, 0),
+                "a write of {len} at {at}"
+            );
+        }
+        assert_eq!(last.0 % CHUNK, 0);
+        assert_eq!(last.0 + last.1, want.len());
+    }
+
+    #[test]
+    fn what_is_pending_is_written_at_the_end() {
+        let out = Chunked::new(Recorder::default());
+        assert!(out.into_inner().unwrap().bytes.is_empty());
+        let mut out = Chunked::new(Recorder::default());
+        out.write_all(b"spec").unwrap();
+        assert_eq!(out.into_inner().unwrap().bytes, b"spec");
     }
 }
