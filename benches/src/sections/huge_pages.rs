@@ -99,8 +99,8 @@ fn filled(huge: bool) -> (HeapArena, *const State, Option<usize>) {
 /// block linked into one cycle, fixed (Sattolo's shuffle: `j < i`, never
 /// `j = i`, gives a single cycle); the other states point at block 0's.
 fn cycle() -> Vec<u32> {
-    let pages = STATES / PER_BLOCK;
-    let mut order: Vec<u32> = (0..pages as u32).collect();
+    let blocks = STATES / PER_BLOCK;
+    let mut order: Vec<u32> = (0..blocks as u32).collect();
     let mut x = 0x2545_F491_4F6C_DD1D_u64;
     for i in (1..order.len()).rev() {
         x ^= x << 13;
@@ -111,8 +111,8 @@ fn cycle() -> Vec<u32> {
     // `order` is a cyclic permutation of the blocks: block p links to
     // block order[p].
     let mut next = vec![visited(0) as u32; STATES];
-    for (page, &to) in order.iter().enumerate() {
-        next[visited(page)] = visited(to as usize) as u32;
+    for (block, &to) in order.iter().enumerate() {
+        next[visited(block)] = visited(to as usize) as u32;
     }
     next
 }

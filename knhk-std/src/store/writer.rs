@@ -106,7 +106,7 @@ impl<W: Write> Chunked<W> {
     fn new(file: W) -> Chunked<W> {
         Chunked {
             file,
-            pending: Vec::new(),
+            pending: Vec::with_capacity(CHUNK),
         }
     }
 
@@ -127,9 +127,6 @@ impl<W: Write> Write for Chunked<W> {
             return Ok(whole);
         }
         let taken = bytes.len().min(CHUNK - self.pending.len());
-        if self.pending.capacity() == 0 {
-            self.pending.reserve_exact(CHUNK);
-        }
         self.pending.extend_from_slice(&bytes[..taken]);
         if self.pending.len() == CHUNK {
             self.file.write_all(&self.pending)?;
