@@ -78,7 +78,7 @@ type FileSink = IoSink<Chunked<File>>;
 
 /// The size and alignment of the pieces a store file is written in: one
 /// huge page.
-const CHUNK: usize = 2 * 1024 * 1024;
+const CHUNK: usize = crate::arena::HUGE_PAGE;
 
 /// A store's temporary file (`W`), written in whole [`CHUNK`]s at offsets that
 /// are multiples of it (all but the last piece).
