@@ -152,7 +152,7 @@ pub(crate) fn filter_into<T: Lane>(xs: &[T], v: T, out: &mut [usize]) -> usize {
 
 /// Elements per block of the `u64` sums: each 32-bit half of an element is
 /// below 2^32, so 2^32 of them sum below 2^64.
-const SUM_BLOCK: usize = if usize::BITS > 32 {
+pub(crate) const SUM_BLOCK: usize = if usize::BITS > 32 {
     1 << 32
 } else {
     usize::MAX
@@ -181,7 +181,7 @@ pub(crate) fn sum_u64(xs: &[u64]) -> u128 {
 /// the sum lies in `[high·2^32, high·2^32 + n·2^32)`, a range no wider than
 /// 2^64, so the wrapping sum picks out the one value in it.
 #[inline(always)]
-fn exact_sum(wrapped: u64, high: u64) -> u128 {
+pub(crate) fn exact_sum(wrapped: u64, high: u64) -> u128 {
     let floor = u128::from(high) << 32;
     floor + u128::from(wrapped.wrapping_sub(floor as u64))
 }

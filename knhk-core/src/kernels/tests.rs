@@ -225,6 +225,50 @@ fn all_max_values() {
     check_stats(&xs).unwrap();
 }
 
+/// Past the length up to which the AVX-512 loops align their loads, they
+/// read from where the slice starts: sum, max and min of every tier, at
+/// three offsets from a cache line, with the extremes at the two ends.
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "32 MiB of values; the same loops are checked at small lengths"
+)]
+fn slices_longer_than_the_aligned_loops_take() {
+    let len = (1 << 22) + 37;
+    let mut xs: Vec<u64> = (0..len as u64 + 8)
+        .map(|i| (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 3) | 1)
+        .collect();
+    for offset in [0, 1, 3] {
+        xs[offset] = u64::MAX;
+        xs[offset + len - 1] = 0;
+        let slice = &xs[offset..offset + len];
+        let sum = oracle::sum(slice);
+        for (name, got) in variants!(portable::sum_u64, sum_u64_avx2, sum_u64_avx512, (slice)) {
+            assert_eq!(got, sum, "sum, {name} variant, offset {offset}");
+        }
+        assert_eq!(max_u64(slice), Some(u64::MAX));
+        assert_eq!(min_u64(slice), Some(0));
+        #[cfg(knhk_dispatch)]
+        if x86::detected() >= x86::Level::Avx512 {
+            // SAFETY: the CPU has AVX-512 F, BW, VL and DQ.
+            unsafe {
+                assert_eq!(x86::max_u64_avx512(slice), Some(u64::MAX));
+                assert_eq!(x86::min_u64_avx512(slice), Some(0));
+                assert_eq!(
+                    x86::max_u64_avx512(&slice[1..]),
+                    slice[1..].iter().copied().max()
+                );
+                assert_eq!(
+                    x86::min_u64_avx512(&slice[..len - 1]),
+                    slice[..len - 1].iter().copied().min()
+                );
+            }
+        }
+        xs[offset] = 1;
+        xs[offset + len - 1] = 1;
+    }
+}
+
 #[test]
 fn variance_is_exact_where_f64_is_not() {
     let xs = [1_u64 << 60, (1 << 60) + 2];
