@@ -1333,7 +1333,11 @@ impl<'a> StoreView<'a> {
 impl<'a> Iterator for GetMany<'a, '_> {
     type Item = Result<Option<&'a [u8]>, StoreError>;
 
-    #[inline]
+    /// Inlined into the caller's loop on hosted targets (as `try_get`'s
+    /// common case is): out of line, each lookup paid a call and handed its
+    /// result back through memory, a third of a batched lookup's time
+    /// when the store is in cache.
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     fn next(&mut self) -> Option<Self::Item> {
         let i = self.next;
         let id = self.ids.get(i)?;

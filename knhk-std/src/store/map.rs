@@ -573,7 +573,7 @@ impl<'s> Iterator for GetMany<'s, '_> {
     fn next(&mut self) -> Option<Self::Item> {
         match &mut self.inner {
             ManyInner::Indexed(many) => many.next(),
-            ManyInner::Scanned { store, ids } => ids.next().map(|id| store.try_get(id)),
+            ManyInner::Scanned { store, ids } => scanned_next(store, ids),
         }
     }
 
@@ -586,3 +586,15 @@ impl<'s> Iterator for GetMany<'s, '_> {
 }
 
 impl ExactSizeIterator for GetMany<'_, '_> {}
+
+/// The next lookup of a version-1 store's batch, out of line: it inlines a
+/// `HashMap` lookup, and inlined into [`GetMany::next`] it made `next` too
+/// large for LLVM to inline into the caller's loop, so every indexed
+/// lookup paid a call and returned its result through memory.
+#[inline(never)]
+fn scanned_next<'s>(
+    store: &'s MmapWorkflowStore,
+    ids: &mut std::slice::Iter<'_, WorkflowSpecId>,
+) -> Option<Result<Option<&'s [u8]>, StoreError>> {
+    ids.next().map(|id| store.try_get(id))
+}
