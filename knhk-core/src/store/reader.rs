@@ -745,6 +745,40 @@ impl<'a> StoreView<'a> {
         self.lookup_carefully(id)
     }
 
+    /// The common case of [`try_get`](Self::try_get) alone: `Some(answer)`
+    /// where the id's home bucket settles the lookup (in a version-3 store
+    /// nearly every lookup), `None` where `try_get` must look further
+    /// (other versions, a crowded bucket, damage, a compressed store).
+    ///
+    /// For callers that answer the rest their own way (knhk-std keeps a
+    /// version-1 store's index in a `HashMap`) without paying a test per
+    /// lookup for it: `quick.or_else(|| full lookup)` is `try_get`.
+    ///
+    /// ```
+    /// use knhk_core::store::{IndexSlot, SliceSink, StoreView, StoreWriter};
+    /// use knhk_core::WorkflowSpecId;
+    ///
+    /// let mut slots = [IndexSlot::EMPTY; 8];
+    /// let mut file = [0_u8; 512];
+    /// let mut writer = StoreWriter::new(SliceSink::new(&mut file), &mut slots[..])?;
+    /// let id = WorkflowSpecId::from_bytes([1; 16]);
+    /// writer.add(id, b"approve")?;
+    /// let len = writer.finish()? as usize;
+    ///
+    /// let store = StoreView::parse(&file[..len])?;
+    /// let found = match store.try_get_common(&id) {
+    ///     Some(answer) => answer,
+    ///     None => store.try_get(&id)?,
+    /// };
+    /// assert_eq!(found, Some(&b"approve"[..]));
+    /// # Ok::<(), Box<dyn core::error::Error>>(())
+    /// ```
+    #[cfg(not(target_os = "none"))]
+    #[inline(always)]
+    pub fn try_get_common(&self, id: &WorkflowSpecId) -> Option<Option<&'a [u8]>> {
+        self.probe_common(self.plain_buckets, id.as_bytes())
+    }
+
     /// [`try_get`](Self::try_get) whatever the store holds: the stored
     /// bytes (a compressed store's length and frame).
     #[cfg_attr(not(target_os = "none"), inline(always))]
@@ -805,7 +839,12 @@ impl<'a> StoreView<'a> {
         let Some(bucket) = buckets.get(home) else {
             return Ahead::Ask;
         };
-        let Some(k) = first_tag_slot(bucket, layout::tag(hash)) else {
+        // The hash's low 16 bits, without the fix-up of `layout::tag` that
+        // makes a 0 a 1 (three instructions of a few dozen): where they
+        // are 0 (one lookup in 65,536), they match an empty slot, whose
+        // offset 0 leads outside the data, or none in a full bucket;
+        // either way the careful path, which uses the real tag, answers.
+        let Some(k) = first_tag_slot(bucket, hash as u16) else {
             return if bucket_full(bucket) {
                 Ahead::Ask
             } else {

@@ -352,6 +352,49 @@ fn ids_that_share_a_bucket_and_a_tag_are_told_apart_by_their_frames() {
 }
 
 #[test]
+fn ids_whose_hash_ends_in_sixteen_zero_bits_are_found_and_missed_exactly() {
+    // The slot tag of these ids is 1 (the low 16 bits of their hash are 0,
+    // and no tag is 0), and the lookup's common case compares the raw bits,
+    // so it meets their tag nowhere and an empty slot's 0 anywhere: the
+    // careful lookup must answer them. Found by a search over ids; the
+    // last has the tag 1 honestly, and shares it with the first two.
+    let zeros = [spread_id(7019), spread_id(169_137), spread_id(324_636)];
+    let honest_one = spread_id(32_457);
+    let hash = |id: &WorkflowSpecId| layout::slot_hash(id.as_bytes());
+    assert!(zeros.iter().all(|id| hash(id) as u16 == 0));
+    assert_eq!(layout::tag(hash(&zeros[0])), 1);
+    assert_eq!(hash(&honest_one) as u16, 1);
+    // Few entries (buckets with empty slots) and many (full ones).
+    for filler in [0, 40] {
+        let mut entries: Vec<_> = (1_000..1_000 + filler)
+            .map(|i| (spread_id(i), vec![i as u8]))
+            .collect();
+        entries.push((zeros[0], b"zero".to_vec()));
+        entries.push((honest_one, b"one".to_vec()));
+        let file = write_v3(&entries);
+        let store = StoreView::parse(&file).unwrap();
+        for (id, data) in &entries {
+            assert_eq!(store.try_get(id), Ok(Some(&data[..])));
+        }
+        for absent in &zeros[1..] {
+            assert_eq!(store.try_get(absent), Ok(None));
+        }
+        let batch = [zeros[1], zeros[0], honest_one, zeros[2], zeros[0]];
+        let many: Vec<_> = store.get_many(&batch).collect();
+        let one: Vec<_> = batch.iter().map(|id| store.try_get(id)).collect();
+        assert_eq!(many, one);
+        assert_eq!(many[1], Ok(Some(&b"zero"[..])));
+        #[cfg(not(target_os = "none"))]
+        for id in zeros.iter().chain([&honest_one]) {
+            if let Some(answer) = store.try_get_common(id) {
+                assert_eq!(Ok(answer), store.try_get(id));
+            }
+        }
+        store.verify().unwrap();
+    }
+}
+
+#[test]
 fn crowded_buckets_spill_into_the_next_ones() {
     // Ids that all share a home bucket (the top bits of the hash): far more
     // than a bucket holds, so lookups must follow the overflow.

@@ -199,6 +199,18 @@ impl MmapWorkflowStore {
     /// instructions around two cache misses, and a call would add a tenth.
     #[inline(always)]
     pub fn try_get(&self, id: &WorkflowSpecId) -> Result<Option<&[u8]>, StoreError> {
+        // The version-3 common case first, with no test of the format: a
+        // version-1 store (no buckets) falls through to the rest.
+        match self.view().try_get_common(id) {
+            Some(found) => Ok(found),
+            None => self.try_get_rest(id),
+        }
+    }
+
+    /// Every lookup the common case does not answer: a version-1 store's,
+    /// in its `HashMap`, and the careful version-3 path.
+    #[inline(never)]
+    fn try_get_rest(&self, id: &WorkflowSpecId) -> Result<Option<&[u8]>, StoreError> {
         match &self.scanned {
             Some(index) => Ok(index
                 .get(id)
