@@ -205,6 +205,42 @@ proptest! {
     }
 }
 
+/// `any` of every tier, for every lane type, at every alignment of a
+/// 64-byte vector, lengths across the head, the blocks of four vectors,
+/// the single vectors and the tail, with the value absent, at either end,
+/// and once in the middle; and 0 sought among non-zero values, which the
+/// lanes a masked load leaves at zero must not match.
+#[test]
+#[cfg_attr(miri, ignore = "checks the vector tiers, which Miri does not run")]
+fn any_finds_a_value_wherever_it_is() {
+    macro_rules! each_lane_type {
+        ($($t:ty),*) => {$({
+            let lanes = 64 / core::mem::size_of::<$t>();
+            let (max_len, offsets) = (12 * lanes + 3, lanes);
+            let mut buf: Vec<$t> = vec![1; max_len + lanes];
+            for offset in 0..offsets {
+                for len in 0..=max_len {
+                    let places = [None, Some(0), Some(len / 2), Some(len.saturating_sub(1))];
+                    for place in places {
+                        if let Some(at) = place.filter(|_| len > 0) {
+                            buf[offset + at] = 7;
+                        }
+                        let xs = &buf[offset..offset + len];
+                        for v in [7 as $t, 0] {
+                            let want = xs.contains(&v);
+                            for (name, got) in variants!(portable::any, any_avx2, any_avx512, (xs, v)) {
+                                assert_eq!(got, want, "any({v}) of {len} {}, offset {offset}, {name}", stringify!($t));
+                            }
+                        }
+                        buf[offset..offset + len].fill(1);
+                    }
+                }
+            }
+        })*};
+    }
+    each_lane_type!(u8, u16, u32, u64);
+}
+
 #[test]
 fn long_u8_runs_do_not_overflow_the_narrow_counters() {
     // More matches than a u8 lane can count, across block boundaries.
