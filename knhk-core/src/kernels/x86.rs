@@ -10,9 +10,9 @@
 //!
 //! Most variants are the portable kernel compiled inside a
 //! `#[target_feature]` function, so LLVM vectorises the same source for the
-//! wider registers. The `u64` max and min and the AVX-512 sum are written
-//! with intrinsics, where the vectorised portable loop was measurably
-//! slower (each says why); there is no assembly to keep in step.
+//! wider registers. The `u64` max and min and the AVX-512 sum and `any` are
+//! written with intrinsics, where the vectorised portable loop was
+//! measurably slower (each says why); there is no assembly to keep in step.
 //!
 //! Only built when the target has SSE2 and the `no-simd` feature is off:
 //! kernel targets such as `x86_64-unknown-none` disable SSE, and then the

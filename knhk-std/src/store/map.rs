@@ -602,11 +602,12 @@ impl ExactSizeIterator for GetMany<'_, '_> {}
 /// The next lookup of a version-1 store's batch, out of line: it inlines a
 /// `HashMap` lookup, and inlined into [`GetMany::next`] it made `next` too
 /// large for LLVM to inline into the caller's loop, so every indexed
-/// lookup paid a call and returned its result through memory.
+/// lookup paid a call and returned its result through memory. (Straight
+/// to the `HashMap`: a version-1 store has no common case to try.)
 #[inline(never)]
 fn scanned_next<'s>(
     store: &'s MmapWorkflowStore,
     ids: &mut std::slice::Iter<'_, WorkflowSpecId>,
 ) -> Option<Result<Option<&'s [u8]>, StoreError>> {
-    ids.next().map(|id| store.try_get(id))
+    ids.next().map(|id| store.try_get_rest(id))
 }
