@@ -735,7 +735,7 @@ impl<'a> StoreView<'a> {
         // A compressed store's `plain_buckets` are empty: its lookups all
         // come to the careful path, which refuses them.
         #[cfg(not(target_os = "none"))]
-        if let Some(found) = self.probe_common(self.plain_buckets, id.as_bytes()) {
+        if let Some(found) = self.try_get_common(id) {
             return Ok(found);
         }
         #[cfg(feature = "store-zstd")]

@@ -208,7 +208,10 @@ impl MmapWorkflowStore {
     }
 
     /// Every lookup the common case does not answer: a version-1 store's,
-    /// in its `HashMap`, and the careful version-3 path.
+    /// in its `HashMap`, and the careful version-3 path. (The view's
+    /// `try_get` tries the common case once more before it: a few
+    /// instructions on a rare path, the bucket in cache by then, which
+    /// saves the core a second public lookup method.)
     #[inline(never)]
     fn try_get_rest(&self, id: &WorkflowSpecId) -> Result<Option<&[u8]>, StoreError> {
         match &self.scanned {
