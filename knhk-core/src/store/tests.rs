@@ -304,7 +304,11 @@ fn the_compact_index_is_small_and_finds_everything() {
             }
         })
         .collect();
-    for len in 0..40 {
+    // Every length up to past the entry distance, then around the index
+    // distance and one and two turns of the ring (64 lookups).
+    let ahead = [GetMany::INDEX_AHEAD, 64, 128, 112];
+    let lengths = (0..=GetMany::DATA_AHEAD + 2).chain(ahead.iter().flat_map(|&d| d - 1..=d + 1));
+    for len in lengths {
         let one: Vec<_> = mixed[..len].iter().map(|id| store.try_get(id)).collect();
         let many: Vec<_> = store.get_many(&mixed[..len]).collect();
         assert_eq!(one, many, "batch of {len}");
