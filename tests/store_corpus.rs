@@ -138,7 +138,7 @@ fn the_corpus_has_archived_seeds() {
         let mut writer =
             StoreWriter::new_archived(IoSink(&mut file), GrowingIndex::new(), format).unwrap();
         for n in 1..4_u8 {
-            let k = layout::archive_prefix(writer.offset() + layout::FRAME as u64);
+            let k = layout::archive_prefix(writer.next_data_offset());
             let mut entry = vec![0; usize::from(k)];
             entry[0] = k;
             entry.extend_from_slice(&[n; 12]);
@@ -176,5 +176,53 @@ fn the_corpus_has_archived_seeds() {
         let store = knhk_core::store::StoreView::parse(&bytes).unwrap();
         assert!(store.archive_format().is_some(), "{name}");
         assert!(knhk_tests::exercise_store(&bytes), "{name}");
+    }
+}
+
+/// Stores with aligned frames (flag 8): one clean, with workflows whose
+/// frames land at every offset within a line (so padding of every size),
+/// and the same with a byte of one padding frame set, which a reader must
+/// refuse as a reserved id where a workflow should be. Written as the
+/// compressed seeds are.
+const ALIGNED_SEEDS: [(&str, bool); 2] = [("v3-aligned", true), ("v3-aligned-pad-damaged", false)];
+
+#[test]
+fn the_corpus_has_aligned_seeds() {
+    use knhk_core::store::{layout, StoreWriter};
+    use knhk_core::WorkflowSpecId;
+    use knhk_workflow_engine::store::{GrowingIndex, IoSink};
+
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/store");
+    if std::env::var_os("KNHK_WRITE_SEEDS").is_some() {
+        let mut file = Vec::new();
+        let mut writer = StoreWriter::new(IoSink(&mut file), GrowingIndex::new()).unwrap();
+        for n in 0..70_u8 {
+            writer
+                .add(
+                    WorkflowSpecId::from_bytes([n; 16]),
+                    &vec![n; usize::from(n)],
+                )
+                .unwrap();
+        }
+        writer.finish().unwrap();
+        std::fs::write(dir.join(ALIGNED_SEEDS[0].0), &file).unwrap();
+        // The first padding frame with data gets a 1 in it.
+        let mut at = 0;
+        loop {
+            let len = u64::from_le_bytes(file[at + 16..at + 24].try_into().unwrap()) as usize;
+            if file[at..at + 16] == layout::PAD_ID && len > 0 {
+                file[at + layout::FRAME] = 1;
+                break;
+            }
+            at += layout::FRAME + len;
+        }
+        std::fs::write(dir.join(ALIGNED_SEEDS[1].0), &file).unwrap();
+    }
+    for (name, clean) in ALIGNED_SEEDS {
+        let bytes = std::fs::read(dir.join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e} (KNHK_WRITE_SEEDS=1 writes it)"));
+        let store = knhk_core::store::StoreView::parse(&bytes).unwrap();
+        assert!(store.is_aligned(), "{name}");
+        assert_eq!(knhk_tests::exercise_store(&bytes), clean, "{name}");
     }
 }

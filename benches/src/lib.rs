@@ -17,12 +17,13 @@ pub mod targets;
 pub mod workloads;
 
 /// The part of a cached store file's name that says how it was written:
-/// the format version and the writer's bucket load. The report keeps the
+/// the format version, the writer's bucket load and its frame alignment
+/// (how far into a line a frame may start). The report keeps the
 /// stores it writes between runs; a writer change gives new names, so a
 /// run never measures a file the current writer would not write.
 pub fn store_layout_tag() -> String {
-    use knhk_core::store::layout::{ENTRIES_PER_BUCKET, VERSION};
-    format!("v{VERSION}-e{ENTRIES_PER_BUCKET}")
+    use knhk_core::store::layout::{ALIGNED_AT_MOST, ENTRIES_PER_BUCKET, VERSION};
+    format!("v{VERSION}-e{ENTRIES_PER_BUCKET}-a{ALIGNED_AT_MOST}")
 }
 
 /// Where the report writes its files: `target/knhk-report` of the

@@ -337,6 +337,16 @@ fn info(file: &Path) -> Result<(), Failure> {
         "size:       {} bytes ({payload} of workflow data)",
         store.size()
     );
+    if store.version() == Version::V3 {
+        println!(
+            "frames:     {}",
+            if store.is_aligned() {
+                "aligned: each frame and its first 8 bytes in one cache line"
+            } else {
+                "back to back (`knhk-store upgrade` aligns them)"
+            }
+        );
+    }
     if let Some(format) = store.archive_format() {
         println!("payloads:   archives ({format}), 16-byte aligned");
     }

@@ -50,12 +50,19 @@
 //! trailer, each again framed as a version-1 entry under a reserved id:
 //!
 //! ```text
-//! [HEADER_ID    | 16 | magic "KNHKWF\0\3", version: u32 = 3, flags: u32 = 0]
+//! [HEADER_ID    | 16 | magic "KNHKWF\0\3", version: u32 = 3, flags: u32]
 //! [id | len | data] ...                          the workflows, in write order
+//! [PAD_ID       | 0-7 | zero bytes]              before some, with FLAG_ALIGNED
 //! [INDEX_ID     | pad + 64 × buckets | zero padding, then the buckets]
 //! [CHECKSUMS_ID | 8 × entry_count | the checksum of each workflow's data]
 //! [TRAILER_ID   | 64 | trailer]                  always the last 88 bytes
 //! ```
+//!
+//! With [`FLAG_ALIGNED`] (what knhk writes), a padding frame goes before
+//! every workflow frame that would otherwise start past byte
+//! [`ALIGNED_AT_MOST`] of a 64-byte line, so that each frame's id, length
+//! and first 8 data bytes lie in one cache line: a lookup then reads one
+//! line of the entry, not two ([`pad_before`] gives the rule).
 //!
 //! The padding (0 to 63 zero bytes) puts the first bucket on a 64-byte
 //! boundary of the file, and so of a memory map of it: a bucket is one
@@ -107,6 +114,43 @@
 /// Bytes before an entry's data: a 16-byte id and an 8-byte length.
 pub const FRAME: usize = 16 + 8;
 
+/// With [`FLAG_ALIGNED`], the furthest into a 64-byte line a workflow frame
+/// starts: its 24-byte frame and first 8 data bytes then share the line.
+pub const ALIGNED_AT_MOST: u64 = 64 - FRAME as u64 - 8;
+
+/// The data length of the padding frame that goes before a workflow frame
+/// that would start at file offset `offset` in a store with
+/// [`FLAG_ALIGNED`], or `None` if the frame needs none (its offset within
+/// its 64-byte line is at most [`ALIGNED_AT_MOST`]).
+///
+/// A padding frame is at least its 24-byte frame: from line offsets 40 to
+/// 63 a bare one (0 bytes of data) moves the workflow to 0 to 23; from 33
+/// to 39 it takes 7 to 1 bytes more, to reach the next line's start. So a
+/// padded store spends 24 to 31 bytes before about half its workflows.
+///
+/// ```
+/// use knhk_core::store::layout::{pad_before, FRAME};
+///
+/// assert_eq!(pad_before(64 * 10 + 32), None);
+/// assert_eq!(pad_before(64 * 10 + 33), Some(7)); // to 64 * 11
+/// assert_eq!(pad_before(64 * 10 + 40), Some(0)); // to 64 * 11
+/// assert_eq!(pad_before(64 * 10 + 63), Some(0)); // to 64 * 11 + 23
+/// let at = 64 * 10 + 35;
+/// let moved = at + (FRAME as u64) + pad_before(at).unwrap();
+/// assert!(moved % 64 <= 32);
+/// ```
+pub const fn pad_before(offset: u64) -> Option<u64> {
+    if offset % 64 <= ALIGNED_AT_MOST {
+        return None;
+    }
+    let after_bare = (offset + FRAME as u64) % 64;
+    Some(if after_bare <= ALIGNED_AT_MOST {
+        0
+    } else {
+        64 - after_bare
+    })
+}
+
 /// Reserved id of the header entry (ASCII `knhk.store.head` and a 1).
 pub const HEADER_ID: [u8; 16] = *b"knhk.store.head\x01";
 /// Reserved id of the index entry.
@@ -124,8 +168,12 @@ pub const ZSTD_INFO_ID: [u8; 16] = *b"knhk.store.zinf\x01";
 /// Reserved id of an archived store's format record.
 pub const ARCHIVE_ID: [u8; 16] = *b"knhk.store.rkyv\x01";
 
+/// Reserved id of a padding frame (version 3 with [`FLAG_ALIGNED`]): 0 to
+/// 7 zero bytes of data, skipped by every reader.
+pub const PAD_ID: [u8; 16] = *b"knhk.store.pad_\x01";
+
 /// The ids no workflow may use.
-pub const RESERVED_IDS: [[u8; 16]; 7] = [
+pub const RESERVED_IDS: [[u8; 16]; 8] = [
     HEADER_ID,
     INDEX_ID,
     TRAILER_ID,
@@ -133,6 +181,7 @@ pub const RESERVED_IDS: [[u8; 16]; 7] = [
     DICTIONARY_ID,
     ZSTD_INFO_ID,
     ARCHIVE_ID,
+    PAD_ID,
 ];
 
 /// The version-2 header entry's data starts with this magic.
@@ -163,8 +212,13 @@ pub const FLAG_DICTIONARY: u32 = 2;
 /// archive behind an alignment prefix, and the entry after the header
 /// records the archive format (feature `store-archive`).
 pub const FLAG_ARCHIVED: u32 = 4;
+/// Version-3 flag (header and trailer): workflow frames are aligned within
+/// cache lines, with padding frames ([`PAD_ID`]) before the ones that need
+/// it ([`pad_before`]). A reader that does not know the flag refuses the
+/// file rather than take a padding frame for a workflow.
+pub const FLAG_ALIGNED: u32 = 8;
 /// Every flag version 3 defines; a reader refuses any other bit.
-pub const FLAGS_V3: u32 = FLAG_ARCHIVED;
+pub const FLAGS_V3: u32 = FLAG_ARCHIVED | FLAG_ALIGNED;
 /// Every flag version 4 defines; a reader refuses any other bit.
 pub const FLAGS_V4: u32 = FLAG_ZSTD | FLAG_DICTIONARY | FLAG_ARCHIVED;
 /// Length of the archive format record's data.

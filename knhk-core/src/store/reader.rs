@@ -329,6 +329,9 @@ pub struct StoreView<'a> {
     /// An archived store's rkyv format.
     #[cfg(feature = "store-archive")]
     archive: Option<layout::ArchiveFormat>,
+    /// Version 3 with [`layout::FLAG_ALIGNED`]: padding frames may come
+    /// between the workflows.
+    aligned: bool,
 }
 
 fn read_u64(bytes: &[u8], at: usize) -> Option<u64> {
@@ -460,7 +463,7 @@ impl<'a> StoreView<'a> {
         let known = if cfg!(feature = "store-archive") {
             layout::FLAGS_V3
         } else {
-            0
+            layout::FLAG_ALIGNED
         };
         let flags = read_u32(bytes, at + FRAME + trailer::FLAGS)
             .filter(|f| f & !known == 0)
@@ -562,6 +565,7 @@ impl<'a> StoreView<'a> {
             })),
             #[cfg(feature = "store-archive")]
             archive,
+            aligned: version == layout::VERSION && flags & layout::FLAG_ALIGNED != 0,
             ..StoreView::indexed_region(bytes, data_start, index_frame, entry_count)
         };
         Ok((view, data_start))
@@ -591,6 +595,7 @@ impl<'a> StoreView<'a> {
             zstd: None,
             #[cfg(feature = "store-archive")]
             archive: None,
+            aligned: false,
         }
     }
 
@@ -619,6 +624,7 @@ impl<'a> StoreView<'a> {
             zstd: None,
             #[cfg(feature = "store-archive")]
             archive: None,
+            aligned: false,
         })
     }
 
@@ -683,6 +689,16 @@ impl<'a> StoreView<'a> {
     /// Number of workflows.
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// Whether the workflow frames are aligned within cache lines
+    /// ([`layout::FLAG_ALIGNED`], what [`StoreWriter::new`] writes): a
+    /// lookup then reads one line of the entry for its id, length and
+    /// first 8 data bytes.
+    ///
+    /// [`StoreWriter::new`]: super::StoreWriter::new
+    pub fn is_aligned(&self) -> bool {
+        self.aligned
     }
 
     /// Whether the store has no workflows.
@@ -1048,6 +1064,7 @@ impl<'a> StoreView<'a> {
             at: self.data_start,
             end: self.data_end,
             failed: false,
+            aligned: self.aligned,
             #[cfg(feature = "store-zstd")]
             compressed: self.zstd.is_some(),
         }
@@ -1484,6 +1501,8 @@ pub struct Entries<'a> {
     at: usize,
     end: usize,
     failed: bool,
+    /// Padding frames are skipped (an aligned version-3 store).
+    aligned: bool,
     /// Refuse to hand out stored bytes as workflows.
     #[cfg(feature = "store-zstd")]
     compressed: bool,
@@ -1504,6 +1523,16 @@ impl Entries<'_> {
             self.at = frame.next;
             if layout::RESERVED_IDS.contains(&frame.id) {
                 if at == 0 && frame.id == layout::HEADER_ID {
+                    continue;
+                }
+                // A padding frame as the writer makes them: fewer than 8
+                // zero bytes, in a store that says it has them.
+                let data = &self.bytes[frame.data..frame.next];
+                if frame.id == layout::PAD_ID
+                    && self.aligned
+                    && data.len() < 8
+                    && data.iter().all(|&b| b == 0)
+                {
                     continue;
                 }
                 self.failed = true;

@@ -443,7 +443,16 @@ fn a_version_1_scanner_reads_a_version_3_file() {
     assert_eq!(seen.last().unwrap().0, layout::TRAILER_ID);
     assert_eq!(seen[seen.len() - 2].0, layout::CHECKSUMS_ID);
     assert_eq!(seen[seen.len() - 3].0, layout::INDEX_ID);
-    let data: Vec<_> = seen[1..seen.len() - 3].to_vec();
+    // Between them the workflows, and the padding frames of an aligned
+    // store, which a scanner skips as it skips every reserved id.
+    let (pads, data): (Vec<_>, Vec<_>) = seen[1..seen.len() - 3]
+        .iter()
+        .cloned()
+        .partition(|(id, _)| *id == layout::PAD_ID);
+    assert!(!pads.is_empty(), "the sample needs some padding");
+    assert!(pads
+        .iter()
+        .all(|(_, d)| d.len() < 8 && d.iter().all(|&b| b == 0)));
     let want: Vec<_> = sample()
         .into_iter()
         .map(|(i, d)| (*i.as_bytes(), d))
@@ -901,6 +910,170 @@ proptest! {
             let one: Vec<_> = ids.iter().map(|id| store.try_get(id)).collect();
             prop_assert_eq!(many, one);
             prop_assert!(store.verify().is_ok());
+        }
+    }
+}
+
+/// Workflows of every length from 0 to 130 bytes: their frames land at
+/// every offset within a cache line.
+fn every_offset() -> Vec<(WorkflowSpecId, Vec<u8>)> {
+    (0..=130_u8)
+        .map(|n| (id(n), vec![n; usize::from(n)]))
+        .collect()
+}
+
+/// Where each frame starts in the file, with its id.
+fn frame_offsets(file: &[u8]) -> Vec<(usize, [u8; 16])> {
+    let mut at = 0;
+    let mut out = Vec::new();
+    while at < file.len() {
+        let id: [u8; 16] = file[at..at + 16].try_into().unwrap();
+        out.push((at, id));
+        let len = u64::from_le_bytes(file[at + 16..at + 24].try_into().unwrap()) as usize;
+        at += layout::FRAME + len;
+    }
+    out
+}
+
+/// The file with its header's and trailer's flags set to `flags` (the
+/// trailer's checksum made good again).
+fn with_flags(mut file: Vec<u8>, flags: u32) -> Vec<u8> {
+    let h = layout::FRAME + 12;
+    file[h..h + 4].copy_from_slice(&flags.to_le_bytes());
+    let t = file.len() - layout::TRAILER_SIZE + layout::FRAME;
+    file[t + layout::trailer::FLAGS..t + layout::trailer::FLAGS + 4]
+        .copy_from_slice(&flags.to_le_bytes());
+    let sum = layout::checksum(&file[t..t + layout::trailer::TRAILER_CHECKSUM]);
+    file[t + layout::trailer::TRAILER_CHECKSUM..t + layout::TRAILER_LEN]
+        .copy_from_slice(&sum.to_le_bytes());
+    file
+}
+
+#[test]
+fn aligned_stores_keep_each_frame_and_its_first_bytes_in_one_line() {
+    let entries = every_offset();
+    let file = write_v3(&entries);
+    let store = StoreView::parse(&file).unwrap();
+    assert!(store.is_aligned());
+    let frames = frame_offsets(&file);
+    let mut pads = 0;
+    for &(at, frame_id) in &frames {
+        if frame_id == layout::PAD_ID {
+            pads += 1;
+        } else if entries.iter().any(|(i, _)| *i.as_bytes() == frame_id) {
+            assert!(
+                at % 64 <= 32,
+                "a workflow frame {} bytes into its line",
+                at % 64
+            );
+        }
+    }
+    // Every line offset past 32 came up, and each got its padding.
+    assert!(pads > 30, "{pads} padding frames");
+    for (id, data) in &entries {
+        assert_eq!(store.get(id), Some(&data[..]));
+    }
+    let ids: Vec<_> = entries.iter().map(|(id, _)| *id).collect();
+    let many: Vec<_> = store.get_many(&ids).collect();
+    assert!(many
+        .iter()
+        .zip(&entries)
+        .all(|(got, (_, data))| *got == Ok(Some(&data[..]))));
+    let walked: Vec<_> = store.entries().map(Result::unwrap).collect();
+    assert_eq!(walked.len(), entries.len());
+    assert!(walked
+        .iter()
+        .zip(&entries)
+        .all(|(a, b)| a.0 == b.0 && a.1 == &b.1[..]));
+    store.verify().unwrap();
+}
+
+#[test]
+fn unpadded_stores_read_as_before() {
+    let entries = every_offset();
+    let mut sink = VecSink(Vec::new());
+    let mut writer =
+        StoreWriter::new_unpadded(&mut sink, Growing(vec![IndexSlot::EMPTY; 2])).unwrap();
+    for (id, data) in &entries {
+        writer.add(*id, data).unwrap();
+    }
+    writer.finish().unwrap();
+    let file = sink.0;
+    let store = StoreView::parse(&file).unwrap();
+    assert!(!store.is_aligned());
+    assert!(frame_offsets(&file)
+        .iter()
+        .all(|(_, id)| *id != layout::PAD_ID));
+    for (id, data) in &entries {
+        assert_eq!(store.get(id), Some(&data[..]));
+    }
+    assert_eq!(store.entries().count(), entries.len());
+    store.verify().unwrap();
+    // Smaller than the aligned store by its padding.
+    assert!(file.len() < write_v3(&entries).len());
+}
+
+#[test]
+fn padding_is_skipped_only_where_the_store_says_it_has_some() {
+    let entries = every_offset();
+    let file = write_v3(&entries);
+    // The same bytes without the flag: the first padding frame is a
+    // reserved id where a workflow should be.
+    let unflagged = with_flags(file.clone(), 0);
+    let store = StoreView::parse(&unflagged).unwrap();
+    let first_pad = frame_offsets(&file)
+        .into_iter()
+        .find(|(_, id)| *id == layout::PAD_ID)
+        .unwrap()
+        .0;
+    assert_eq!(
+        store.entries().find_map(Result::err),
+        Some(StoreError::ReservedId {
+            offset: first_pad as u64
+        })
+    );
+    assert!(store.verify().is_err());
+    // Lookups go through the index, which the padding does not touch.
+    for (id, data) in &entries {
+        assert_eq!(store.get(id), Some(&data[..]));
+    }
+}
+
+#[test]
+fn a_padding_frame_that_holds_anything_is_an_error() {
+    let entries = every_offset();
+    let mut file = write_v3(&entries);
+    // A padding frame with data (one from a line offset of 33 to 39).
+    let (at, len) = frame_offsets(&file)
+        .into_iter()
+        .filter(|(_, id)| *id == layout::PAD_ID)
+        .map(|(at, _)| {
+            let len = u64::from_le_bytes(file[at + 16..at + 24].try_into().unwrap());
+            (at, len as usize)
+        })
+        .find(|&(_, len)| len > 0)
+        .unwrap();
+    assert!(len < 8);
+    file[at + layout::FRAME] = 1;
+    let store = StoreView::parse(&file).unwrap();
+    assert_eq!(
+        store.entries().find_map(Result::err),
+        Some(StoreError::ReservedId { offset: at as u64 })
+    );
+    assert!(store.verify().is_err());
+}
+
+#[test]
+fn the_padding_rule_lands_every_frame_early_in_its_line() {
+    for offset in 0..4096_u64 {
+        match layout::pad_before(offset) {
+            None => assert!(offset % 64 <= layout::ALIGNED_AT_MOST),
+            Some(len) => {
+                assert!(offset % 64 > layout::ALIGNED_AT_MOST);
+                assert!(len < 8);
+                let moved = offset + layout::FRAME as u64 + len;
+                assert!(moved % 64 <= layout::ALIGNED_AT_MOST, "{offset} -> {moved}");
+            }
         }
     }
 }

@@ -89,7 +89,7 @@ fn archived_bytes(n: u8) -> ArchiveBuffer {
     .unwrap();
     for k in 0..n {
         let archive = rkyv::to_bytes::<rancor::Error>(&spec(k)).unwrap();
-        let prefix = layout::archive_prefix(writer.offset() + layout::FRAME as u64);
+        let prefix = layout::archive_prefix(writer.next_data_offset());
         let mut entry = vec![0; usize::from(prefix)];
         entry[0] = prefix;
         entry.extend_from_slice(&archive);

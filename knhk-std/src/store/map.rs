@@ -425,6 +425,13 @@ impl MmapWorkflowStore {
         self.view().archive_format()
     }
 
+    /// Whether each workflow's frame and first 8 bytes lie in one cache
+    /// line (version 3 as knhk writes it; see
+    /// [`StoreView::is_aligned`](knhk_core::store::StoreView::is_aligned)).
+    pub fn is_aligned(&self) -> bool {
+        self.view().is_aligned()
+    }
+
     /// Whether the store's workflows are compressed (format version 4).
     pub fn is_compressed(&self) -> bool {
         self.decoder.is_some()

@@ -409,7 +409,7 @@ impl WorkflowStoreWriter {
         }
         Ok(match &self.state {
             // In the file: aligned in the map.
-            State::Plain(writer) => layout::archive_prefix(writer.offset() + layout::FRAME as u64),
+            State::Plain(writer) => layout::archive_prefix(writer.next_data_offset()),
             // In the decompressed bytes: aligned in an aligned buffer.
             _ => layout::archive_prefix(0),
         })
