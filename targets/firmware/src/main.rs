@@ -226,7 +226,9 @@ fn heapless_vecs() {
     // Written here, with no allocator: the store and the writer's index
     // in buffers whose capacity is in their type.
     let id = |n: u8| WorkflowSpecId::from_bytes([n; 16]);
-    let mut file = Vec::<u8, 512>::new();
+    // 528 bytes: header 40, four 34-byte workflows with the padding that
+    // aligns their frames (24 to 30 bytes each), index, checksums, trailer.
+    let mut file = Vec::<u8, 640>::new();
     let written = StoreWriter::new(&mut file, Vec::<IndexSlot, 8>::new()).and_then(|mut writer| {
         for n in 1..=4 {
             writer.add(id(n), &[n; 10])?;
