@@ -169,7 +169,7 @@ pub const ZSTD_INFO_ID: [u8; 16] = *b"knhk.store.zinf\x01";
 pub const ARCHIVE_ID: [u8; 16] = *b"knhk.store.rkyv\x01";
 
 /// Reserved id of a padding frame (version 3 with [`FLAG_ALIGNED`]): 0 to
-/// 7 zero bytes of data, skipped by every reader.
+/// 7 zero bytes of data, which readers of such a store skip.
 pub const PAD_ID: [u8; 16] = *b"knhk.store.pad_\x01";
 
 /// The ids no workflow may use.

@@ -449,15 +449,18 @@ impl<S: Sink, I: IndexStorage> StoreWriter<S, I> {
     /// Where the next workflow's data will start in the file: after its
     /// padding frame, if it gets one, and its own frame.
     pub fn next_data_offset(&self) -> u64 {
-        self.pad_len().map_or(0, |len| FRAME as u64 + len) + self.offset + FRAME as u64
+        self.next_frame().1 + FRAME as u64
     }
 
-    /// The data length of the padding frame the next workflow needs.
-    fn pad_len(&self) -> Option<u64> {
-        if self.flags & layout::FLAG_ALIGNED == 0 {
-            return None;
-        }
-        layout::pad_before(self.offset)
+    /// The data length of the padding frame the next workflow gets, if it
+    /// gets one, and where its own frame will then start.
+    fn next_frame(&self) -> (Option<u64>, u64) {
+        let pad = if self.flags & layout::FLAG_ALIGNED == 0 {
+            None
+        } else {
+            layout::pad_before(self.offset)
+        };
+        (pad, self.offset + pad.map_or(0, |len| FRAME as u64 + len))
     }
 
     /// Checks the index storage and writes the header (and an archived
@@ -632,9 +635,7 @@ impl<S: Sink, I: IndexStorage> StoreWriter<S, I> {
         if layout::RESERVED_IDS.contains(&key) {
             return Err(WriteError::ReservedId { id });
         }
-        // Where the frame will start: after its padding frame, if any.
-        let pad = self.pad_len();
-        let offset = self.offset + pad.map_or(0, |len| FRAME as u64 + len);
+        let (pad, offset) = self.next_frame();
         if offset > layout::MAX_OFFSET {
             return Err(WriteError::TooLarge { offset });
         }
