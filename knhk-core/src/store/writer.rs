@@ -438,8 +438,8 @@ impl<S: Sink, I: IndexStorage> StoreWriter<S, I> {
         )
     }
 
-    /// Bytes written so far. The next workflow's frame starts here, after
-    /// the padding frame an aligned store puts before it if it needs one
+    /// Bytes written so far. The next workflow's frame starts here, or,
+    /// in an aligned store, after the padding frame it may need
     /// ([`next_data_offset`](Self::next_data_offset) says where its data
     /// will start).
     pub fn offset(&self) -> u64 {
