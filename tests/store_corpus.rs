@@ -21,6 +21,12 @@ fn the_fuzz_corpus_replays_cleanly() {
     assert!(clean >= 3, "the valid seed stores verify ({clean} clean)");
 }
 
+/// A seed file of the corpus, which `KNHK_WRITE_SEEDS=1` (re)writes.
+fn read_seed(dir: &Path, name: &str) -> Vec<u8> {
+    std::fs::read(dir.join(name))
+        .unwrap_or_else(|e| panic!("{name}: {e} (KNHK_WRITE_SEEDS=1 writes it)"))
+}
+
 /// The compressed seeds (format version 4), and whether each is a clean
 /// store. Written by `KNHK_WRITE_SEEDS=1 cargo test -p knhk-tests --test
 /// store_corpus`; the fuzzer grows the corpus from them.
@@ -42,8 +48,7 @@ fn the_corpus_has_compressed_seeds() {
         write_compressed_seeds(&dir);
     }
     for (name, clean) in COMPRESSED_SEEDS {
-        let bytes = std::fs::read(dir.join(name))
-            .unwrap_or_else(|e| panic!("{name}: {e} (KNHK_WRITE_SEEDS=1 writes it)"));
+        let bytes = read_seed(&dir, name);
         let store = knhk_core::store::StoreView::parse(&bytes).unwrap();
         assert!(store.is_compressed(), "{name}");
         assert_eq!(knhk_tests::exercise_store(&bytes), clean, "{name}");
@@ -171,8 +176,7 @@ fn the_corpus_has_archived_seeds() {
         std::fs::write(dir.join(ARCHIVED_SEEDS[1]), file).unwrap();
     }
     for name in ARCHIVED_SEEDS {
-        let bytes = std::fs::read(dir.join(name))
-            .unwrap_or_else(|e| panic!("{name}: {e} (KNHK_WRITE_SEEDS=1 writes it)"));
+        let bytes = read_seed(&dir, name);
         let store = knhk_core::store::StoreView::parse(&bytes).unwrap();
         assert!(store.archive_format().is_some(), "{name}");
         assert!(knhk_tests::exercise_store(&bytes), "{name}");
@@ -219,8 +223,7 @@ fn the_corpus_has_aligned_seeds() {
         std::fs::write(dir.join(ALIGNED_SEEDS[1].0), &file).unwrap();
     }
     for (name, clean) in ALIGNED_SEEDS {
-        let bytes = std::fs::read(dir.join(name))
-            .unwrap_or_else(|e| panic!("{name}: {e} (KNHK_WRITE_SEEDS=1 writes it)"));
+        let bytes = read_seed(&dir, name);
         let store = knhk_core::store::StoreView::parse(&bytes).unwrap();
         assert!(store.is_aligned(), "{name}");
         assert_eq!(knhk_tests::exercise_store(&bytes), clean, "{name}");

@@ -194,12 +194,21 @@ fn write_v1(entries: &[(WorkflowSpecId, Vec<u8>)]) -> Vec<u8> {
 
 /// A plain version-1 scanner, knowing nothing of version 2.
 fn scan_v1(bytes: &[u8]) -> Vec<([u8; 16], Vec<u8>)> {
+    frames(bytes)
+        .into_iter()
+        .map(|(_, id, data)| (id, data.to_vec()))
+        .collect()
+}
+
+/// Every frame of `bytes`, walked as a version-1 file: where it starts,
+/// its id and its data.
+fn frames(bytes: &[u8]) -> Vec<(usize, [u8; 16], &[u8])> {
     let mut at = 0;
     let mut out = Vec::new();
     while at < bytes.len() {
         let id: [u8; 16] = bytes[at..at + 16].try_into().unwrap();
         let len = u64::from_le_bytes(bytes[at + 16..at + 24].try_into().unwrap()) as usize;
-        out.push((id, bytes[at + 24..at + 24 + len].to_vec()));
+        out.push((at, id, &bytes[at + 24..at + 24 + len]));
         at += 24 + len;
     }
     out
@@ -922,19 +931,6 @@ fn every_offset() -> Vec<(WorkflowSpecId, Vec<u8>)> {
         .collect()
 }
 
-/// Where each frame starts in the file, with its id.
-fn frame_offsets(file: &[u8]) -> Vec<(usize, [u8; 16])> {
-    let mut at = 0;
-    let mut out = Vec::new();
-    while at < file.len() {
-        let id: [u8; 16] = file[at..at + 16].try_into().unwrap();
-        out.push((at, id));
-        let len = u64::from_le_bytes(file[at + 16..at + 24].try_into().unwrap()) as usize;
-        at += layout::FRAME + len;
-    }
-    out
-}
-
 /// The file with its header's and trailer's flags set to `flags` (the
 /// trailer's checksum made good again).
 fn with_flags(mut file: Vec<u8>, flags: u32) -> Vec<u8> {
@@ -955,9 +951,8 @@ fn aligned_stores_keep_each_frame_and_its_first_bytes_in_one_line() {
     let file = write_v3(&entries);
     let store = StoreView::parse(&file).unwrap();
     assert!(store.is_aligned());
-    let frames = frame_offsets(&file);
     let mut pads = 0;
-    for &(at, frame_id) in &frames {
+    for (at, frame_id, _) in frames(&file) {
         if frame_id == layout::PAD_ID {
             pads += 1;
         } else if entries.iter().any(|(i, _)| *i.as_bytes() == frame_id) {
@@ -1001,9 +996,7 @@ fn unpadded_stores_read_as_before() {
     let file = sink.0;
     let store = StoreView::parse(&file).unwrap();
     assert!(!store.is_aligned());
-    assert!(frame_offsets(&file)
-        .iter()
-        .all(|(_, id)| *id != layout::PAD_ID));
+    assert!(frames(&file).iter().all(|(_, id, _)| *id != layout::PAD_ID));
     for (id, data) in &entries {
         assert_eq!(store.get(id), Some(&data[..]));
     }
@@ -1021,9 +1014,9 @@ fn padding_is_skipped_only_where_the_store_says_it_has_some() {
     // reserved id where a workflow should be.
     let unflagged = with_flags(file.clone(), 0);
     let store = StoreView::parse(&unflagged).unwrap();
-    let first_pad = frame_offsets(&file)
+    let first_pad = frames(&file)
         .into_iter()
-        .find(|(_, id)| *id == layout::PAD_ID)
+        .find(|(_, id, _)| *id == layout::PAD_ID)
         .unwrap()
         .0;
     assert_eq!(
@@ -1044,14 +1037,10 @@ fn a_padding_frame_that_holds_anything_is_an_error() {
     let entries = every_offset();
     let mut file = write_v3(&entries);
     // A padding frame with data (one from a line offset of 33 to 39).
-    let (at, len) = frame_offsets(&file)
+    let (at, len) = frames(&file)
         .into_iter()
-        .filter(|(_, id)| *id == layout::PAD_ID)
-        .map(|(at, _)| {
-            let len = u64::from_le_bytes(file[at + 16..at + 24].try_into().unwrap());
-            (at, len as usize)
-        })
-        .find(|&(_, len)| len > 0)
+        .find(|(_, id, data)| *id == layout::PAD_ID && !data.is_empty())
+        .map(|(at, _, data)| (at, data.len()))
         .unwrap();
     assert!(len < 8);
     file[at + layout::FRAME] = 1;
