@@ -50,6 +50,34 @@ pub struct Row {
 }
 
 impl Row {
+    /// A timed row with none of the optional fields measured (the sections
+    /// set those they measure).
+    pub fn timed(
+        section: &str,
+        case: &str,
+        subject: &str,
+        ns_per_op: f64,
+        ticks_per_op: Option<f64>,
+        ops: u64,
+    ) -> Row {
+        Row {
+            section: section.to_string(),
+            case: case.to_string(),
+            subject: subject.to_string(),
+            ns_per_op,
+            ticks_per_op,
+            ops,
+            allocations_per_op: None,
+            heap_bytes_per_op: None,
+            steady_allocations_per_batch: None,
+            held_bytes_after_calm: None,
+            retained_bytes_after_calm: None,
+            huge_pages_granted: None,
+            file_bytes: None,
+            bytes_per_workflow: None,
+        }
+    }
+
     /// Whether the row carries a time (size rows carry only fields).
     pub fn is_timed(&self) -> bool {
         self.ops > 0

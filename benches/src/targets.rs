@@ -278,22 +278,7 @@ mod tests {
     use super::*;
 
     fn row(case: &str, subject: &str, ns: f64) -> Row {
-        Row {
-            section: "s".into(),
-            case: case.into(),
-            subject: subject.into(),
-            ns_per_op: ns,
-            ticks_per_op: Some(ns * 3.0),
-            ops: 1,
-            allocations_per_op: None,
-            heap_bytes_per_op: None,
-            steady_allocations_per_batch: None,
-            held_bytes_after_calm: None,
-            retained_bytes_after_calm: None,
-            huge_pages_granted: None,
-            file_bytes: None,
-            bytes_per_workflow: None,
-        }
+        Row::timed("s", case, subject, ns, Some(ns * 3.0), 1)
     }
 
     #[test]

@@ -162,21 +162,13 @@ impl Context {
     }
 
     fn push(&mut self, case: &str, subject: &str, m: Measurement) {
-        self.rows.push(Row {
-            section: self.section.to_string(),
-            case: case.to_string(),
-            subject: subject.to_string(),
-            ns_per_op: m.ns_per_op,
-            ticks_per_op: m.ticks_per_op,
-            ops: m.ops,
-            allocations_per_op: None,
-            heap_bytes_per_op: None,
-            steady_allocations_per_batch: None,
-            held_bytes_after_calm: None,
-            retained_bytes_after_calm: None,
-            huge_pages_granted: None,
-            file_bytes: None,
-            bytes_per_workflow: None,
-        });
+        self.rows.push(Row::timed(
+            self.section,
+            case,
+            subject,
+            m.ns_per_op,
+            m.ticks_per_op,
+            m.ops,
+        ));
     }
 }
