@@ -57,19 +57,30 @@ pub enum Tier {
     Baseline,
 }
 
-/// The build this CPU runs, detected once.
+/// The build this CPU runs, detected once (after the report has read
+/// `KNHK_SIMD`).
+///
+/// Capped where knhk's kernels are capped: with `KNHK_SIMD=avx2` on an
+/// AVX-512 machine both sides run their AVX2 builds, which stands in for a
+/// CPU without AVX-512 (an AMD Zen 3, say) as far as one machine can.
 pub fn tier() -> Tier {
     static TIER: OnceLock<Tier> = OnceLock::new();
     *TIER.get_or_init(|| {
+        use knhk_core::kernels::{instruction_set, InstructionSet};
         macro_rules! all {
             ($($f:tt),*) => { true $(&& std::arch::is_x86_feature_detected!($f))* };
         }
-        if all!(
-            "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd", "avx2", "avx", "fma",
-            "bmi1", "bmi2", "lzcnt", "popcnt", "sse4.2", "movbe"
-        ) {
+        let cap = instruction_set();
+        if cap >= InstructionSet::Avx512
+            && all!(
+                "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd", "avx2", "avx", "fma",
+                "bmi1", "bmi2", "lzcnt", "popcnt", "sse4.2", "movbe"
+            )
+        {
             Tier::Avx512
-        } else if all!("avx2", "avx", "fma", "bmi1", "bmi2", "lzcnt", "popcnt", "sse4.2", "movbe") {
+        } else if cap >= InstructionSet::Avx2
+            && all!("avx2", "avx", "fma", "bmi1", "bmi2", "lzcnt", "popcnt", "sse4.2", "movbe")
+        {
             Tier::Avx2
         } else {
             Tier::Baseline
