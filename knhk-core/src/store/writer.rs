@@ -349,8 +349,8 @@ impl<E: fmt::Display> fmt::Display for WriteError<E> {
 impl<E: fmt::Debug + fmt::Display> core::error::Error for WriteError<E> {}
 
 /// Writes a version-3 store, streaming (or, with feature `store-zstd`
-/// and [`new_compressed`](Self::new_compressed), a compressed version-4
-/// one). See [`StoreView`](super::StoreView) for an example.
+/// and `StoreWriter::new_compressed`, a compressed version-4 one). See
+/// [`StoreView`](super::StoreView) for an example.
 pub struct StoreWriter<S: Sink, I: IndexStorage> {
     sink: S,
     index: I,
