@@ -50,9 +50,10 @@ pub struct Row {
 }
 
 impl Row {
-    /// A timed row with none of the optional fields measured (the sections
-    /// set those they measure).
-    pub fn timed(
+    /// A row with its time (`ops` 0 for a row that carries only fields)
+    /// and none of the optional fields measured: the sections set those
+    /// they measure.
+    pub fn new(
         section: &str,
         case: &str,
         subject: &str,

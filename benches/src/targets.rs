@@ -278,7 +278,7 @@ mod tests {
     use super::*;
 
     fn row(case: &str, subject: &str, ns: f64) -> Row {
-        Row::timed("s", case, subject, ns, Some(ns * 3.0), 1)
+        Row::new("s", case, subject, ns, Some(ns * 3.0), 1)
     }
 
     #[test]

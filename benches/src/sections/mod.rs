@@ -162,7 +162,7 @@ impl Context {
     }
 
     fn push(&mut self, case: &str, subject: &str, m: Measurement) {
-        self.rows.push(Row::timed(
+        self.rows.push(Row::new(
             self.section,
             case,
             subject,

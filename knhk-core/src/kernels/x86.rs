@@ -10,8 +10,8 @@
 //!
 //! Most variants are the portable kernel compiled inside a
 //! `#[target_feature]` function, so LLVM vectorises the same source for the
-//! wider registers. The `u64` max and min and the AVX-512 sum and `any` are
-//! written with intrinsics, where the vectorised portable loop was
+//! wider registers. The `u64` max and min, the exact sums and the AVX-512
+//! `any` are written with intrinsics, where the vectorised portable loop was
 //! measurably slower (each says why); there is no assembly to keep in step.
 //!
 //! Only built when the target has SSE2 and the `no-simd` feature is off:
@@ -196,8 +196,9 @@ pub(crate) fn for_each_match_avx512<T: Lane, F: FnMut(usize)>(xs: &[T], v: T, em
 /// load ports pay for both: a `Vec<u64>` from the allocator is 16-byte
 /// aligned, so a plain loop over it splits every vector, and on data in L1
 /// the aligned `u64` max reads 1.4x as fast (AMD Zen 4, 1,000 values).
-/// The head and the tail are one masked load each, so a short slice pays
-/// no scalar loop.
+/// The AVX-512 loops take the head and the tail in one masked load each,
+/// so a short slice pays no scalar loop; AVX2 has no cheap masked load,
+/// and its exact sum adds them in scalar code.
 ///
 /// Slices longer than [`ALIGN_AT_MOST`] bytes are read from where they
 /// start: they stream from memory, and there a load that straddles two
@@ -264,7 +265,8 @@ fn vector_u64(v: &[u64; 8]) -> core::arch::x86_64::__m512i {
 /// LLVM's vectorised portable loop took an overlapping 64-element chunk
 /// for the tail and read the slice from wherever it started: this one
 /// takes 0.6-0.75x the time of the native build of `contains` from 1,000
-/// values up (AMD Zen 4), against 0.82-0.99x.
+/// values up (AMD Zen 4, seventh session; 0.71-0.89x in the ninth's full
+/// runs, the host slower), against 0.82-0.99x.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,bmi1,bmi2,popcnt")]
 pub(crate) fn any_avx512<T: Lane>(xs: &[T], v: T) -> bool {
     // The value's bits (`to_usize` is lossless on x86_64, whose usize is 64
@@ -431,9 +433,10 @@ pub(crate) fn sum_u64_avx512(xs: &[u64]) -> u128 {
         return portable::exact_sum(wrapped, high);
     }
     if xs.len() <= portable::SUM_BLOCK {
-        // Every slice but one of 32 GiB or more: no loop over blocks (the
-        // loop's set-up is a twentieth of a 100-value sum: 1.61-1.66x the
-        // native wrapping sum with this, 1.68-1.75x without).
+        // Every slice but one of 32 GiB or more: no loop over blocks (its
+        // set-up was a twentieth of a 100-value sum when those came this
+        // way: 1.61-1.66x the native wrapping sum with this, 1.68-1.75x
+        // without).
         let (wrapped, high) = sums_u64_avx512(xs);
         return portable::exact_sum(wrapped, high);
     }
@@ -481,8 +484,10 @@ fn sums_u64_avx512(xs: &[u64]) -> (u64, u64) {
 /// split into head, blocks, vectors and tail costs more than the loads it
 /// aligns: at 100 values (AMD Zen 4, best of 41 calls of 2,000) the aligned
 /// AVX-512 sum took 13.5-14.9 ns and a plain loop over unaligned vectors
-/// 9.5-10.7; at 200 they were even, and from 400 the aligned loop leads
-/// where the slice is not 32-byte aligned.
+/// 9.5-10.7; at 200 they were even, and at 400 the aligned loop led where
+/// the slice starts 16 or 48 bytes past a line. The AVX2 sum takes the same
+/// bound: its aligned loop alone took 2.5-3.2x the native wrapping sum's
+/// time at 100 values, LLVM's plain loop 2.0-2.2x.
 const SUM_ALIGNED_FROM: usize = 256;
 
 /// [`sums_u64_avx512`] for fewer than [`SUM_ALIGNED_FROM`] values: vectors
@@ -601,9 +606,10 @@ pub(crate) fn min_u64_scalar(xs: &[u64]) -> Option<u64> {
 /// Written by hand for the same reason: LLVM's vectorised portable loop
 /// reads from wherever the slice starts, and measured against the native
 /// build of the wrapping sum on the AVX2 tier of an AMD Zen 4 (the stand-in
-/// here for an AVX2-only CPU) it took 1.16x its time at 1,000 and 10,000
-/// values and 1.14x at 10^6 (this one: 1.01-1.04x at 1,000 and 10,000 where
-/// the slice starts 16 bytes past a line, as a `Vec`'s does). Slices
+/// here for an AVX2-only CPU) it took 1.16x and 1.17x its time at 1,000 and
+/// 10,000 values and 1.14x at 10^6; this one, alternated with it in one
+/// process, 1.00-1.04x at 1,000 and 1.01x at 10,000 where the slice starts
+/// 16 bytes past a line, as a `Vec`'s does. Slices
 /// shorter than [`SUM_ALIGNED_FROM`] take a plain loop.
 #[target_feature(enable = "avx2")]
 pub(crate) fn sum_u64_avx2(xs: &[u64]) -> u128 {
