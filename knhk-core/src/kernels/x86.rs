@@ -428,23 +428,32 @@ fn extreme_u64_avx512<const MAX: bool>(xs: &[u64]) -> Option<u64> {
 /// shorter than [`SUM_ALIGNED_FROM`] take a plain loop instead.
 #[target_feature(enable = "avx512f,avx2,sse4.1")]
 pub(crate) fn sum_u64_avx512(xs: &[u64]) -> u128 {
+    exact_sum_by(xs, |xs| short_sums_u64_avx512(xs), |xs| sums_u64_avx512(xs))
+}
+
+/// The exact sum of `xs` from a tier's two loops, each returning the
+/// wrapping sum and the sum of high halves ([`portable::exact_sum`]):
+/// `short` for fewer than [`SUM_ALIGNED_FROM`] values, `aligned` for
+/// blocks of at most [`portable::SUM_BLOCK`].
+#[inline(always)]
+fn exact_sum_by(
+    xs: &[u64],
+    short: impl Fn(&[u64]) -> (u64, u64),
+    aligned: impl Fn(&[u64]) -> (u64, u64),
+) -> u128 {
+    let exact = |(wrapped, high)| portable::exact_sum(wrapped, high);
     if xs.len() < SUM_ALIGNED_FROM {
-        let (wrapped, high) = short_sums_u64_avx512(xs);
-        return portable::exact_sum(wrapped, high);
+        return exact(short(xs));
     }
     if xs.len() <= portable::SUM_BLOCK {
         // Every slice but one of 32 GiB or more: no loop over blocks (its
         // set-up was a twentieth of a 100-value sum when those came this
         // way: 1.61-1.66x the native wrapping sum with this, 1.68-1.75x
         // without).
-        let (wrapped, high) = sums_u64_avx512(xs);
-        return portable::exact_sum(wrapped, high);
+        return exact(aligned(xs));
     }
     xs.chunks(portable::SUM_BLOCK)
-        .map(|block| {
-            let (wrapped, high) = sums_u64_avx512(block);
-            portable::exact_sum(wrapped, high)
-        })
+        .map(|block| exact(aligned(block)))
         .sum()
 }
 
@@ -613,20 +622,7 @@ pub(crate) fn min_u64_scalar(xs: &[u64]) -> Option<u64> {
 /// shorter than [`SUM_ALIGNED_FROM`] take a plain loop.
 #[target_feature(enable = "avx2")]
 pub(crate) fn sum_u64_avx2(xs: &[u64]) -> u128 {
-    if xs.len() < SUM_ALIGNED_FROM {
-        let (wrapped, high) = short_sums_u64_avx2(xs);
-        return portable::exact_sum(wrapped, high);
-    }
-    if xs.len() <= portable::SUM_BLOCK {
-        let (wrapped, high) = sums_u64_avx2(xs);
-        return portable::exact_sum(wrapped, high);
-    }
-    xs.chunks(portable::SUM_BLOCK)
-        .map(|block| {
-            let (wrapped, high) = sums_u64_avx2(block);
-            portable::exact_sum(wrapped, high)
-        })
-        .sum()
+    exact_sum_by(xs, |xs| short_sums_u64_avx2(xs), |xs| sums_u64_avx2(xs))
 }
 
 /// The wrapping sum of `xs` and the sum of its high halves, for at most
