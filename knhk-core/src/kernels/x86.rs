@@ -698,13 +698,16 @@ fn short_sums_u64_avx2(xs: &[u64]) -> (u64, u64) {
     for v in odd {
         add(0, v);
     }
-    let (wrapped, high) = horizontal_sums_avx2(
+    let (mut wrapped, mut high) = horizontal_sums_avx2(
         _mm256_add_epi64(wrapped[0], wrapped[1]),
         _mm256_add_epi64(high[0], high[1]),
     );
-    tail.iter().fold((wrapped, high), |(w, h), &x| {
-        (w.wrapping_add(x), h.wrapping_add(x >> 32))
-    })
+    // A plain loop: an iterator's fold here was a call of its own.
+    for &x in tail {
+        wrapped = wrapped.wrapping_add(x);
+        high = high.wrapping_add(x >> 32);
+    }
+    (wrapped, high)
 }
 
 /// The lanes of `wrapped` and of `high` each added up, both at once.
