@@ -184,14 +184,22 @@ pub(crate) fn sum_u64(xs: &[u64]) -> u128 {
         // down the rest: Σx lies in [H·2^32, H·2^32 + n·2^32), a range
         // narrower than 2^64 because a block has fewer than 2^32 elements.
         // Two adds and a shift per element, all plain u64 lanes.
-        let (mut wrapped, mut high) = (0_u64, 0_u64);
-        for &x in block {
-            wrapped = wrapped.wrapping_add(x);
-            high = high.wrapping_add(x >> 32);
-        }
+        let (wrapped, high) = sums_onto((0, 0), block);
         total += exact_sum(wrapped, high);
     }
     total
+}
+
+/// `(wrapped, high)` with the values of `xs` added: the wrapping sum and
+/// the sum of high halves (`x >> 32`) that [`exact_sum`] combines. For at
+/// most [`SUM_BLOCK`] values in all (so the second cannot wrap).
+#[inline(always)]
+pub(crate) fn sums_onto((mut wrapped, mut high): (u64, u64), xs: &[u64]) -> (u64, u64) {
+    for &x in xs {
+        wrapped = wrapped.wrapping_add(x);
+        high = high.wrapping_add(x >> 32);
+    }
+    (wrapped, high)
 }
 
 /// A block's exact sum from its wrapping sum and the sum of its elements'

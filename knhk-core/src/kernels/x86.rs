@@ -539,27 +539,18 @@ fn horizontal_sums_avx512(
     high: core::arch::x86_64::__m512i,
 ) -> (u64, u64) {
     use core::arch::x86_64::{
-        _mm256_add_epi64, _mm256_castsi256_si128, _mm256_extracti128_si256, _mm512_add_epi64,
-        _mm512_castsi512_si256, _mm512_extracti64x4_epi64, _mm512_unpackhi_epi64,
-        _mm512_unpacklo_epi64, _mm_add_epi64, _mm_cvtsi128_si64, _mm_extract_epi64,
+        _mm256_add_epi64, _mm512_add_epi64, _mm512_castsi512_si256, _mm512_extracti64x4_epi64,
+        _mm512_unpackhi_epi64, _mm512_unpacklo_epi64,
     };
 
     let pairs = _mm512_add_epi64(
         _mm512_unpacklo_epi64(wrapped, high),
         _mm512_unpackhi_epi64(wrapped, high),
     );
-    let quad = _mm256_add_epi64(
+    sums_of_pairs(_mm256_add_epi64(
         _mm512_castsi512_si256(pairs),
         _mm512_extracti64x4_epi64::<1>(pairs),
-    );
-    let two = _mm_add_epi64(
-        _mm256_castsi256_si128(quad),
-        _mm256_extracti128_si256::<1>(quad),
-    );
-    (
-        _mm_cvtsi128_si64(two) as u64,
-        _mm_extract_epi64::<1>(two) as u64,
-    )
+    ))
 }
 
 /// `u64` max in AVX-512.
@@ -658,17 +649,10 @@ fn sums_u64_avx2(xs: &[u64]) -> (u64, u64) {
     let fold = |a: [__m256i; 4]| {
         _mm256_add_epi64(_mm256_add_epi64(a[0], a[1]), _mm256_add_epi64(a[2], a[3]))
     };
-    let (mut wrapped, mut high) = horizontal_sums_avx2(fold(wrapped), fold(high));
-    // Two plain loops: a chained iterator's fold was not inlined.
-    for &x in parts.head {
-        wrapped = wrapped.wrapping_add(x);
-        high = high.wrapping_add(x >> 32);
-    }
-    for &x in parts.tail {
-        wrapped = wrapped.wrapping_add(x);
-        high = high.wrapping_add(x >> 32);
-    }
-    (wrapped, high)
+    let sums = horizontal_sums_avx2(fold(wrapped), fold(high));
+    // Head and tail one after the other: a chained iterator's fold was not
+    // inlined.
+    portable::sums_onto(portable::sums_onto(sums, parts.head), parts.tail)
 }
 
 /// [`sums_u64_avx2`] for fewer than [`SUM_ALIGNED_FROM`] values: vectors
@@ -698,16 +682,12 @@ fn short_sums_u64_avx2(xs: &[u64]) -> (u64, u64) {
     for v in odd {
         add(0, v);
     }
-    let (mut wrapped, mut high) = horizontal_sums_avx2(
+    let sums = horizontal_sums_avx2(
         _mm256_add_epi64(wrapped[0], wrapped[1]),
         _mm256_add_epi64(high[0], high[1]),
     );
     // A plain loop: an iterator's fold here was a call of its own.
-    for &x in tail {
-        wrapped = wrapped.wrapping_add(x);
-        high = high.wrapping_add(x >> 32);
-    }
-    (wrapped, high)
+    portable::sums_onto(sums, tail)
 }
 
 /// The lanes of `wrapped` and of `high` each added up, both at once.
@@ -717,15 +697,25 @@ fn horizontal_sums_avx2(
     wrapped: core::arch::x86_64::__m256i,
     high: core::arch::x86_64::__m256i,
 ) -> (u64, u64) {
-    use core::arch::x86_64::{
-        _mm256_add_epi64, _mm256_castsi256_si128, _mm256_extracti128_si256, _mm256_unpackhi_epi64,
-        _mm256_unpacklo_epi64, _mm_add_epi64, _mm_cvtsi128_si64, _mm_extract_epi64,
-    };
+    use core::arch::x86_64::{_mm256_add_epi64, _mm256_unpackhi_epi64, _mm256_unpacklo_epi64};
 
-    let pairs = _mm256_add_epi64(
+    sums_of_pairs(_mm256_add_epi64(
         _mm256_unpacklo_epi64(wrapped, high),
         _mm256_unpackhi_epi64(wrapped, high),
-    );
+    ))
+}
+
+/// The last step of both tiers' horizontal sums: `pairs` holds the two
+/// sums side by side (lanes 0 and 2 of the one, 1 and 3 of the other),
+/// and the 128-bit halves added give each.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn sums_of_pairs(pairs: core::arch::x86_64::__m256i) -> (u64, u64) {
+    use core::arch::x86_64::{
+        _mm256_castsi256_si128, _mm256_extracti128_si256, _mm_add_epi64, _mm_cvtsi128_si64,
+        _mm_extract_epi64,
+    };
+
     let two = _mm_add_epi64(
         _mm256_castsi256_si128(pairs),
         _mm256_extracti128_si256::<1>(pairs),
