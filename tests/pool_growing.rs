@@ -1,11 +1,12 @@
 //! A pool of growing arenas settles: once its arenas have seen a workload,
 //! a checkout, a batch and a return make no heap call at all; after a
-//! spike and calm batches, an arena gives the spike's memory back. Counted
-//! by knhk's counting allocator, for the test's own thread.
+//! spike and calm batches, an arena gives the spike's memory back; and a
+//! growing arena whose spikes recur makes no heap call once it has seen
+//! one. Counted by knhk's counting allocator, for the test's own thread.
 
 use knhk_tests::counting::ThisThreadCounting;
 use knhk_tests::TaskState;
-use knhk_workflow_engine::arena::{ArenaError, RESET_HISTORY};
+use knhk_workflow_engine::arena::{ArenaError, GrowingArena, RESET_HISTORY};
 use knhk_workflow_engine::pool::{GrowingArenas, ResourcePool};
 
 #[global_allocator]
@@ -115,4 +116,56 @@ fn the_arena_limit_refuses_with_what_was_asked_and_the_arena_goes_on() {
         ResourcePool::growing(0, 1, 1).unwrap_err(),
         ArenaError::ZeroCapacity
     );
+}
+
+/// `n` task states in `arena`, then its reset.
+fn fill_and_reset(arena: &mut GrowingArena, n: u64) {
+    for id in 0..n {
+        let state = arena
+            .alloc(TaskState {
+                id,
+                ..TaskState::default()
+            })
+            .unwrap();
+        assert_eq!(state.id, id);
+    }
+    arena.reset();
+}
+
+#[test]
+fn a_recurring_spike_makes_no_heap_calls_once_seen() {
+    // A spike of 3.2 MB (mapped chunks, kept mapped after the calm), then
+    // calm batches until the spike has left the reset's history.
+    let spike_and_calm = |arena: &mut GrowingArena| {
+        fill_and_reset(arena, 50_000);
+        for _ in 0..RESET_HISTORY {
+            fill_and_reset(arena, 500);
+        }
+    };
+    let mut arena = GrowingArena::new();
+    for _ in 0..4 {
+        fill_and_reset(&mut arena, 500);
+    }
+    spike_and_calm(&mut arena);
+    if arena.retained_bytes() == 0 {
+        // Chunks of 2 MiB and more are mapped, and a mapped one is what
+        // the arena retains, on Linux; elsewhere they are heap memory and
+        // the spike's chunk is freed and allocated again each time.
+        if cfg!(target_os = "linux") {
+            panic!("on Linux the spike's mapped chunk is retained");
+        }
+        return;
+    }
+    spike_and_calm(&mut arena);
+    let calm_chunk = arena.held_bytes();
+    for round in 0..3 {
+        let ((), allocations, bytes) =
+            knhk_tests::counting::counted(&ALLOCATOR, || spike_and_calm(&mut arena));
+        assert_eq!(
+            (allocations, bytes),
+            (0, 0),
+            "round {round}: no heap call for the spike or the calm after it"
+        );
+        assert_eq!((arena.chunks(), arena.held_bytes()), (1, calm_chunk));
+    }
 }

@@ -4,7 +4,7 @@
 use core::alloc::Layout;
 use core::cell::{Cell, UnsafeCell};
 use core::fmt;
-use core::mem;
+use core::mem::{self, MaybeUninit};
 use core::ptr::NonNull;
 
 use knhk_core::arena::{self as core_arena, ArenaError as CoreError};
@@ -31,13 +31,37 @@ struct Chunk {
 }
 
 impl Chunk {
-    fn new(buffer: HeapBuffer) -> Result<Box<Chunk>, ArenaError> {
+    /// A chunk over `buffer`, in `slot` if given (a box a freed chunk
+    /// left), else in a new box.
+    fn new(
+        buffer: HeapBuffer,
+        slot: Option<Box<MaybeUninit<Chunk>>>,
+    ) -> Result<Box<Chunk>, ArenaError> {
         // SAFETY: the arena is a field declared before the buffer, so it is
         // dropped first, and it is the only arena over this buffer. Its
         // `'static` bounds the values it takes, as for `HeapArena`.
         let arena = unsafe { buffer.arena() };
         let bytes = buffer.len();
-        try_box(Chunk { arena, buffer }, bytes)
+        let chunk = Chunk { arena, buffer };
+        match slot {
+            Some(slot) => Ok(Box::write(slot, chunk)),
+            None => try_box(chunk, bytes),
+        }
+    }
+}
+
+/// A freed chunk's buffer that a reset keeps for reuse (the retained or
+/// the spare chunk), with the box the chunk lived in: taken back, it is a
+/// chunk again without a heap call, so a workload whose spikes recur makes
+/// none at all once it has seen one.
+struct Parked {
+    buffer: HeapBuffer,
+    slot: Box<MaybeUninit<Chunk>>,
+}
+
+impl Parked {
+    fn len(&self) -> usize {
+        self.buffer.len()
     }
 }
 
@@ -123,7 +147,7 @@ pub struct GrowingArena {
     /// the kernel lazily (`MADV_FREE`), kept to serve the next growth
     /// without page faults. Not counted in `held_bytes`; counted with it
     /// against the limit.
-    retained: Cell<Option<HeapBuffer>>,
+    retained: Cell<Option<Parked>>,
     /// The largest heap chunk a reset freed while it kept a larger one
     /// (the calm batches' chunk, when a spike's is kept), held for the
     /// reset that shrinks back to it: reused, it costs no heap call (a
@@ -131,7 +155,7 @@ pub struct GrowingArena {
     /// mean consolidating every small block other code has freed). Freed
     /// if [`RESET_HISTORY`] resets pass without a use for it. Counted in
     /// `held_bytes`.
-    spare: Cell<Option<HeapBuffer>>,
+    spare: Cell<Option<Parked>>,
     /// Resets since `spare` was set.
     spare_age: usize,
     /// Why the last allocation that returned `None` from a slow path
@@ -168,7 +192,7 @@ impl GrowingArena {
     pub fn with_capacity(bytes: usize) -> Result<GrowingArena, ArenaError> {
         let mut arena = GrowingArena::new();
         arena.first = bytes.max(1);
-        arena.add_chunk(HeapBuffer::new(arena.first)?)?;
+        arena.add_chunk(HeapBuffer::new(arena.first)?, None)?;
         Ok(arena)
     }
 
@@ -190,10 +214,15 @@ impl GrowingArena {
         self.current.get().map(|arena| unsafe { arena.as_ref() })
     }
 
-    /// Adds a chunk over this buffer and makes it current.
+    /// Adds a chunk over this buffer (in `slot`, if given) and makes it
+    /// current.
     #[cold]
-    fn add_chunk(&self, buffer: HeapBuffer) -> Result<&core_arena::Arena<'static>, ArenaError> {
-        let chunk = Chunk::new(buffer)?;
+    fn add_chunk(
+        &self,
+        buffer: HeapBuffer,
+        slot: Option<Box<MaybeUninit<Chunk>>>,
+    ) -> Result<&core_arena::Arena<'static>, ArenaError> {
+        let chunk = Chunk::new(buffer, slot)?;
         let chunk = NonNull::from(Box::leak(chunk));
         // SAFETY: `chunk` is valid (just leaked); no reference is made.
         let arena = unsafe { NonNull::new_unchecked(&raw mut (*chunk.as_ptr()).arena) };
@@ -211,6 +240,11 @@ impl GrowingArena {
         self.current.set(Some(arena));
         // SAFETY: as in `current`.
         Ok(unsafe { arena.as_ref() })
+    }
+
+    /// Makes a parked buffer a chunk again, in its own box.
+    fn unpark(&self, parked: Parked) -> Result<&core_arena::Arena<'static>, ArenaError> {
+        self.add_chunk(parked.buffer, Some(parked.slot))
     }
 
     /// Adds a chunk for a request of `layout` (plus the core's overhead):
@@ -238,13 +272,13 @@ impl GrowingArena {
         // reclaimed its pages meanwhile, no page fault. (A spike that
         // recurs every so often is the case: it would otherwise fault in
         // all its memory again each time.) When it cannot serve, it goes.
-        if let Some(buffer) = self.retained.take() {
-            if buffer.len() >= need && buffer.len() <= room {
-                if buffer.len() > beside {
+        if let Some(parked) = self.retained.take() {
+            if parked.len() >= need && parked.len() <= room {
+                if parked.len() > beside {
                     drop(self.spare.take());
                 }
                 self.note_used();
-                return self.add_chunk(buffer);
+                return self.unpark(parked);
             }
         }
         if spare > 0 && HeapBuffer::layout_within(wanted, beside).is_none() {
@@ -266,7 +300,7 @@ impl GrowingArena {
             });
         };
         self.note_used();
-        self.add_chunk(HeapBuffer::with_layout(chunk)?)
+        self.add_chunk(HeapBuffer::with_layout(chunk)?, None)
     }
 
     /// Records the bytes in use, before a chunk is added or freed.
@@ -528,21 +562,21 @@ impl GrowingArena {
             // target; and within the limit (which may have been lowered
             // since they were kept). A spare that does not serve is freed
             // before anything is allocated.
-            let serves = |buffer: &HeapBuffer, room: usize| {
-                buffer.len() >= demand && buffer.len() / 2 <= bytes && buffer.len() <= room
+            let serves = |parked: &Parked, room: usize| {
+                parked.len() >= demand && parked.len() / 2 <= bytes && parked.len() <= room
             };
-            if let Some(buffer) = self.spare.take() {
-                if serves(&buffer, self.limit.saturating_sub(self.retained_bytes())) {
-                    let _ = self.add_chunk(buffer);
+            if let Some(parked) = self.spare.take() {
+                if serves(&parked, self.limit.saturating_sub(self.retained_bytes())) {
+                    let _ = self.unpark(parked);
                     return;
                 }
             }
-            if let Some(buffer) = self.retained.take() {
-                if serves(&buffer, self.limit) {
-                    let _ = self.add_chunk(buffer);
+            if let Some(parked) = self.retained.take() {
+                if serves(&parked, self.limit) {
+                    let _ = self.unpark(parked);
                     return;
                 }
-                self.retained.set(Some(buffer));
+                self.retained.set(Some(parked));
             }
             let room = self.limit.saturating_sub(self.retained_bytes());
             let layout = HeapBuffer::layout_within(bytes, room).or_else(|| {
@@ -551,7 +585,7 @@ impl GrowingArena {
                 HeapBuffer::layout_within(bytes, self.limit)
             });
             if let Some(buffer) = layout.and_then(|l| HeapBuffer::with_layout(l).ok()) {
-                let _ = self.add_chunk(buffer);
+                let _ = self.add_chunk(buffer, None);
             }
         }
     }
@@ -660,30 +694,38 @@ impl GrowingArena {
     /// With `keep.retain`, a mapped chunk larger than the one retained now
     /// is given back to the kernel lazily and retained instead; with
     /// `keep.spare`, a heap chunk larger than the spare becomes the spare.
+    /// A buffer kept keeps the chunk's box with it (see [`Parked`]).
     fn free_chunk(&mut self, chunk: NonNull<Chunk>, keep: Keep) {
-        // SAFETY: the pointer came from `Box::leak` in `add_chunk`, was in
-        // the vector once and has just been taken out; `&mut self` means
-        // nothing borrows it.
-        let Chunk { arena, buffer } = *unsafe { Box::from_raw(chunk.as_ptr()) };
+        let raw = chunk.as_ptr();
+        // SAFETY: the pointer came from `Box::leak` of a `Box<Chunk>` in
+        // `add_chunk`, was in the vector once and has just been taken out;
+        // `&mut self` means nothing borrows it. The chunk is moved out of
+        // the box once, and the box is taken back as the uninitialised
+        // memory it now is: same allocation, same layout, and a
+        // `Box<MaybeUninit<Chunk>>` never drops its contents.
+        let (Chunk { arena, buffer }, slot) =
+            unsafe { (raw.read(), Box::from_raw(raw.cast::<MaybeUninit<Chunk>>())) };
         drop(arena); // its values, before their memory goes
         if !keep.retain {
             return;
         }
         if buffer.len() > self.retained_bytes() && buffer.lazy_free() {
-            self.retained.set(Some(buffer)); // the smaller one is unmapped
+            // The smaller one is unmapped.
+            self.retained.set(Some(Parked { buffer, slot }));
         } else if keep.spare && !buffer.is_mapped() && buffer.len() > self.spare_bytes() {
-            self.spare.set(Some(buffer)); // the smaller one is freed
+            // The smaller one is freed.
+            self.spare.set(Some(Parked { buffer, slot }));
             self.spare_age = 0;
         }
     }
 }
 
-/// The length of the buffer in `cell`, 0 if none.
-fn buffer_len(cell: &Cell<Option<HeapBuffer>>) -> usize {
-    // `Cell::take` and back: a `HeapBuffer` is not `Copy`.
-    let buffer = cell.take();
-    let bytes = buffer.as_ref().map_or(0, HeapBuffer::len);
-    cell.set(buffer);
+/// The length of the buffer parked in `cell`, 0 if none.
+fn buffer_len(cell: &Cell<Option<Parked>>) -> usize {
+    // `Cell::take` and back: a `Parked` is not `Copy`.
+    let parked = cell.take();
+    let bytes = parked.as_ref().map_or(0, Parked::len);
+    cell.set(parked);
     bytes
 }
 
