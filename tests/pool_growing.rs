@@ -17,6 +17,12 @@ static ALLOCATOR: ThisThreadCounting = knhk_tests::counting::allocator();
 fn batch(pool: &ResourcePool<GrowingArenas>, n: u64) -> ((usize, usize), (usize, usize)) {
     let arena = pool.checkout().unwrap();
     let before = (arena.chunks(), arena.held_bytes());
+    fill(&arena, n);
+    (before, (arena.chunks(), arena.held_bytes()))
+}
+
+/// `n` task states in `arena`, each read back.
+fn fill(arena: &GrowingArena, n: u64) {
     for id in 0..n {
         let state = arena
             .alloc(TaskState {
@@ -26,7 +32,6 @@ fn batch(pool: &ResourcePool<GrowingArenas>, n: u64) -> ((usize, usize), (usize,
             .unwrap();
         assert_eq!(state.id, id);
     }
-    (before, (arena.chunks(), arena.held_bytes()))
 }
 
 #[test]
@@ -120,15 +125,7 @@ fn the_arena_limit_refuses_with_what_was_asked_and_the_arena_goes_on() {
 
 /// `n` task states in `arena`, then its reset.
 fn fill_and_reset(arena: &mut GrowingArena, n: u64) {
-    for id in 0..n {
-        let state = arena
-            .alloc(TaskState {
-                id,
-                ..TaskState::default()
-            })
-            .unwrap();
-        assert_eq!(state.id, id);
-    }
+    fill(arena, n);
     arena.reset();
 }
 

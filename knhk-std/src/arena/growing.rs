@@ -697,14 +697,12 @@ impl GrowingArena {
     /// A buffer kept keeps the chunk's box with it (see [`Parked`]).
     fn free_chunk(&mut self, chunk: NonNull<Chunk>, keep: Keep) {
         let raw = chunk.as_ptr();
-        // SAFETY: the pointer came from `Box::leak` of a `Box<Chunk>` in
-        // `add_chunk`, was in the vector once and has just been taken out;
-        // `&mut self` means nothing borrows it. The chunk is moved out of
-        // the box once, and the box is taken back as the uninitialised
-        // memory it now is: same allocation, same layout, and a
-        // `Box<MaybeUninit<Chunk>>` never drops its contents.
-        let (Chunk { arena, buffer }, slot) =
-            unsafe { (raw.read(), Box::from_raw(raw.cast::<MaybeUninit<Chunk>>())) };
+        // SAFETY: from `Box::leak` in `add_chunk`, and just taken out of the
+        // vector (`&mut self`: nothing borrows it); moved out once, here.
+        let Chunk { arena, buffer } = unsafe { raw.read() };
+        // SAFETY: that box, taken back as the uninitialised memory it now
+        // is: same allocation and layout, and never dropped as a `Chunk`.
+        let slot = unsafe { Box::from_raw(raw.cast::<MaybeUninit<Chunk>>()) };
         drop(arena); // its values, before their memory goes
         if !keep.retain {
             return;
