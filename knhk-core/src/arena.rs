@@ -337,9 +337,9 @@ pub struct Arena<'a> {
     /// scope has borrowed the free space below `ptr`.
     floor: Cell<*mut u8>,
     /// First byte of the buffer.
-    base: *mut u8,
+    base: Cell<*mut u8>,
     /// One past the last byte of the buffer.
-    end: *mut u8,
+    end: Cell<*mut u8>,
     /// Newest allocation that needs dropping.
     drops: Cell<Option<NonNull<DropRecord>>>,
     /// Largest `used()` seen before the last decrease of the bump position.
@@ -413,13 +413,92 @@ impl<'a> Arena<'a> {
         Arena {
             ptr: Cell::new(end),
             floor: Cell::new(start),
-            base: start,
-            end,
+            base: Cell::new(start),
+            end: Cell::new(end),
             drops: Cell::new(None),
             high_water: Cell::new(0),
             _buffer: PhantomData,
             _invariant: PhantomData,
         }
+    }
+
+    /// An arena over no memory: every allocation that takes space fails
+    /// with [`ArenaError::TooLarge`]. A placeholder for an arena that gets
+    /// its buffer later, through [`replace`](Arena::replace).
+    ///
+    /// ```
+    /// # use knhk_core::arena::{Arena, ArenaError};
+    /// let arena = Arena::empty();
+    /// assert_eq!(arena.capacity(), 0);
+    /// assert!(matches!(arena.alloc(1_u8), Err(ArenaError::TooLarge { .. })));
+    /// assert!(arena.alloc(()).is_ok()); // zero-sized values take no space
+    /// ```
+    pub const fn empty() -> Arena<'a> {
+        // A word-aligned address that is never dereferenced: the arena has
+        // no byte to hand out.
+        let at = ptr::without_provenance_mut(WORD);
+        Arena {
+            ptr: Cell::new(at),
+            floor: Cell::new(at),
+            base: Cell::new(at),
+            end: Cell::new(at),
+            drops: Cell::new(None),
+            high_water: Cell::new(0),
+            _buffer: PhantomData,
+            _invariant: PhantomData,
+        }
+    }
+
+    /// Makes this arena `other`, through a shared reference, and returns
+    /// what it was (its buffer, the values in it and their drop records,
+    /// its high-water mark) as an arena of its own.
+    ///
+    /// For owners that chain buffers: knhk-std's `GrowingArena` keeps the
+    /// arena it allocates in inline, so an allocation reads the bump
+    /// pointer without first loading a pointer to the arena, and when that
+    /// arena is full it swaps in one over a new buffer with this and keeps
+    /// the full one. A caller that holds `&self` across the swap (a
+    /// closure allocating in the same owner) sees the new arena from then
+    /// on.
+    ///
+    /// ```
+    /// # use core::mem::MaybeUninit;
+    /// # use knhk_core::arena::Arena;
+    /// let mut first = [MaybeUninit::<u8>::uninit(); 64];
+    /// let mut second = [MaybeUninit::<u8>::uninit(); 64];
+    /// let arena = Arena::new(&mut first);
+    /// let a = arena.alloc(1_u64)?;
+    /// // SAFETY: no scope is active, and `full` outlives `a` untouched.
+    /// let full = unsafe { arena.replace(Arena::new(&mut second)) };
+    /// let b = arena.alloc(2_u64)?;
+    /// assert_eq!((*a, *b), (1, 2));
+    /// assert_eq!((full.used(), arena.used()), (8, 8));
+    /// # Ok::<(), knhk_core::arena::ArenaError>(())
+    /// ```
+    ///
+    /// # Safety
+    ///
+    /// - No [`scope`](Arena::scope) of this arena may be active (a scope
+    ///   hands its memory back to this arena when it ends).
+    /// - References this arena handed out before the call point into the
+    ///   returned arena's buffer: the returned arena must not be reset,
+    ///   rewound or dropped while any of them is still used.
+    pub unsafe fn replace(&self, other: Arena<'a>) -> Arena<'a> {
+        // Every field is a `Cell` (or a marker), so each can be swapped
+        // while other shared references to this arena exist.
+        let was = Arena {
+            ptr: Cell::new(self.ptr.replace(other.ptr.get())),
+            floor: Cell::new(self.floor.replace(other.floor.get())),
+            base: Cell::new(self.base.replace(other.base.get())),
+            end: Cell::new(self.end.replace(other.end.get())),
+            drops: Cell::new(self.drops.replace(other.drops.get())),
+            high_water: Cell::new(self.high_water.replace(other.high_water.get())),
+            _buffer: PhantomData,
+            _invariant: PhantomData,
+        };
+        // `other`'s values now belong to this arena: it must not drop them.
+        mem::forget(other);
+        was
     }
 
     /// Bytes the arena can hand out: the buffer from its first to its last
@@ -429,7 +508,7 @@ impl<'a> Arena<'a> {
     /// struct) where memory is tight.
     #[inline]
     pub fn capacity(&self) -> usize {
-        self.end.addr() - self.base.addr()
+        self.end.get().addr() - self.base.get().addr()
     }
 
     /// Bytes in use, counting rounding to [`WORD`], alignment padding and
@@ -439,7 +518,7 @@ impl<'a> Arena<'a> {
     /// allocations made before it; the scope's arena counts its own.
     #[inline]
     pub fn used(&self) -> usize {
-        self.end.addr() - self.ptr.get().addr()
+        self.end.get().addr() - self.ptr.get().addr()
     }
 
     /// Free bytes. A request for `n` bytes may still fail when fewer than
@@ -758,10 +837,10 @@ impl<'a> Arena<'a> {
                 used,
             });
         }
-        let target = self.end.addr() - checkpoint.used;
+        let target = self.end.get().addr() - checkpoint.used;
         self.note_high_water();
         self.drop_below(target);
-        self.ptr.set(self.end.with_addr(target));
+        self.ptr.set(self.end.get().with_addr(target));
         Ok(())
     }
 
@@ -786,7 +865,7 @@ impl<'a> Arena<'a> {
     pub unsafe fn reset_unchecked(&self) {
         self.note_high_water();
         self.drop_below(usize::MAX);
-        self.ptr.set(self.end);
+        self.ptr.set(self.end.get());
     }
 
     /// Runs `f` with an arena over this arena's free memory, then frees
@@ -965,16 +1044,17 @@ impl<'a> Arena<'a> {
     #[inline(never)]
     fn failure(&self, layout: Layout) -> ArenaError {
         let (size, align) = (layout.size(), layout.align());
-        if self.floor.get() != self.base {
+        if self.floor.get() != self.base.get() {
             return ArenaError::ScopeActive;
         }
         // Would it fit in the empty arena?
         let fits_empty = self
             .end
+            .get()
             .addr()
             .checked_sub(round_to_word(size))
             .map(|start| start & !(align - 1))
-            .is_some_and(|start| start >= self.base.addr());
+            .is_some_and(|start| start >= self.base.get().addr());
         if fits_empty {
             ArenaError::Exhausted {
                 size,

@@ -734,7 +734,7 @@ fn run_ops(ops: &[Op], capacity: usize, offset: usize) -> Result<(), TestCaseErr
     let mut buf = buffer(capacity + offset);
     let start = buf[offset..].as_ptr().addr();
     let mut arena = Arena::new(&mut buf[offset..]);
-    let base = arena.base.addr();
+    let base = arena.base.get().addr();
     // The usable region runs from the buffer's first word boundary (the
     // arena's base) to its last; none if the buffer holds no whole word.
     let lead = start.wrapping_neg() % WORD;
@@ -820,7 +820,7 @@ fn run_ops(ops: &[Op], capacity: usize, offset: usize) -> Result<(), TestCaseErr
         prop_assert!(arena.high_water() >= arena.used());
         prop_assert_eq!(drops.get(), model.expected_drops);
         for &(start, size, fill) in &model.blocks {
-            let p = arena.base.with_addr(start);
+            let p = arena.base.get().with_addr(start);
             // SAFETY: `p` is within the buffer and the block was initialised.
             let bytes = unsafe { core::slice::from_raw_parts(p, size) };
             prop_assert!(
@@ -854,4 +854,74 @@ proptest! {
     ) {
         run_ops(&ops, capacity, offset)?;
     }
+}
+
+#[test]
+fn the_empty_arena_refuses_everything_that_takes_space() {
+    let drops = Cell::new(0);
+    let mut arena = Arena::empty();
+    assert_eq!(
+        (arena.capacity(), arena.used(), arena.remaining()),
+        (0, 0, 0)
+    );
+    assert!(matches!(
+        arena.alloc(1_u8),
+        Err(ArenaError::TooLarge { capacity: 0, .. })
+    ));
+    assert!(arena.alloc_slice_copy(&[1_u32, 2]).is_err());
+    assert!(arena.alloc(Counted(&drops)).is_err());
+    assert_eq!(drops.get(), 1, "the refused value is dropped");
+    // Zero-sized requests take no space, even here.
+    assert!(arena.alloc(()).is_ok());
+    assert!(arena.alloc_slice_copy::<u8>(&[]).is_ok());
+    arena.reset();
+    assert_eq!(arena.used(), 0);
+}
+
+#[test]
+fn replace_hands_back_the_full_arena_with_its_values() {
+    let drops = Cell::new(0);
+    let mut first = buffer(64);
+    let mut second = buffer(64);
+    let arena = Arena::new(&mut first);
+    let a = arena.alloc(Counted(&drops)).unwrap();
+    let n = arena.alloc(7_u64).unwrap();
+    let first_used = arena.used();
+    // SAFETY: no scope is active, and `full` is dropped after the last use
+    // of `a` and `n`.
+    let full = unsafe { arena.replace(Arena::new(&mut second)) };
+    assert_eq!((full.used(), arena.used()), (first_used, 0));
+    assert_eq!(arena.capacity(), 64);
+    let m = arena.alloc(8_u64).unwrap();
+    let b = arena.alloc(Counted(&drops)).unwrap();
+    assert_eq!((*n, *m), (7, 8));
+    let _ = (a, b);
+    // Each arena drops its own values, once.
+    drop(full);
+    assert_eq!(drops.get(), 1);
+    drop(arena);
+    assert_eq!(drops.get(), 2);
+}
+
+#[test]
+fn replace_while_a_closure_allocates_keeps_the_outer_value() {
+    // The growing arena's case: a closure given to `alloc_with` swaps the
+    // arena it allocates in; the outer call's value lands in the slot it
+    // reserved before.
+    let mut first = buffer(64);
+    let mut second = buffer(64);
+    let arena = Arena::new(&mut first);
+    let mut next = Some(Arena::new(&mut second));
+    let mut full = None;
+    let outer = arena
+        .alloc_with(|| {
+            // SAFETY: no scope is active; `full` outlives every use below.
+            full = Some(unsafe { arena.replace(next.take().unwrap()) });
+            *arena.alloc(2_u64).unwrap() + 1
+        })
+        .unwrap();
+    assert_eq!(*outer, 3);
+    let full = full.unwrap();
+    assert_eq!((full.used(), arena.used()), (8, 8));
+    drop(full);
 }

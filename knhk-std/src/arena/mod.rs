@@ -402,6 +402,11 @@ pub struct ArenaAllocator {
 /// Where an [`ArenaAllocator`] allocates. Only raw `alloc_layout` is used
 /// on either: the boxes drop their values, so the arenas' drop lists stay
 /// empty and `'static` is never relied upon.
+// The growing variant is the larger (its active core arena is inline): an
+// allocator is one per thread, and boxing it would cost every allocation
+// the load of that box's address, which `GrowingArena` keeps its arena
+// inline to avoid.
+#[allow(clippy::large_enum_variant)]
 enum Memory {
     /// One buffer of fixed capacity.
     Fixed {
