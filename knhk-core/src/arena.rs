@@ -422,9 +422,11 @@ impl<'a> Arena<'a> {
         }
     }
 
-    /// An arena over no memory: every allocation that takes space fails
-    /// with [`ArenaError::TooLarge`]. A placeholder for an arena that gets
-    /// its buffer later, through [`replace`](Arena::replace).
+    /// An arena over no memory: every allocation that needs a byte of it
+    /// fails ([`ArenaError::TooLarge`]; [`ArenaError::Exhausted`] for a
+    /// zero-sized value whose `Drop` would need a record). A placeholder for
+    /// an arena that gets its buffer later, through
+    /// [`replace`](Arena::replace).
     ///
     /// ```
     /// # use knhk_core::arena::{Arena, ArenaError};
@@ -478,11 +480,16 @@ impl<'a> Arena<'a> {
     ///
     /// # Safety
     ///
-    /// - No [`scope`](Arena::scope) of this arena may be active (a scope
-    ///   hands its memory back to this arena when it ends).
-    /// - References this arena handed out before the call point into the
-    ///   returned arena's buffer: the returned arena must not be reset,
-    ///   rewound or dropped while any of them is still used.
+    /// - This arena must not be one that [`scope`](Arena::scope) lends to
+    ///   its closure (it would outlive the scope), and no scope of this
+    ///   arena may be active (a scope hands the memory it lent back to the
+    ///   arena it came from when it ends).
+    /// - The returned arena must not be reset, rewound or dropped until
+    ///   this arena has been reset or dropped: the references this arena
+    ///   handed out before the call point into the returned arena's buffer,
+    ///   and a value whose `alloc_with` was running when the swap happened
+    ///   (its `make` made the call) lies in that buffer with its drop
+    ///   record in this arena.
     pub unsafe fn replace(&self, other: Arena<'a>) -> Arena<'a> {
         // Every field is a `Cell` (or a marker), so each can be swapped
         // while other shared references to this arena exist.
@@ -1127,9 +1134,11 @@ mod allocator_api2_impl {
     #[cfg_attr(docsrs, doc(cfg(feature = "allocator-api2")))]
     // SAFETY: blocks come from `alloc_layout`, so they are fresh, aligned and
     // of the requested size. They stay valid while `&Arena` is borrowed, since
-    // freeing them (`reset`, `rewind`) needs `&mut Arena`, and a scope's arena
-    // is only lent for the scope. `deallocate` only ever moves the bump
-    // pointer up over the block being freed, which the caller gives up.
+    // freeing them (`reset`, `rewind`) needs `&mut Arena`, a scope's arena
+    // is only lent for the scope, and an arena that `replace` handed back
+    // keeps them until this one is reset or dropped (its contract).
+    // `deallocate` only ever moves the bump pointer up over the block being
+    // freed, which the caller gives up, and never past the buffer's end.
     unsafe impl Allocator for &Arena<'_> {
         #[inline]
         fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
@@ -1140,12 +1149,19 @@ mod allocator_api2_impl {
         #[inline]
         unsafe fn deallocate(&self, block: NonNull<u8>, layout: Layout) {
             // Reclaim the block if it is the newest allocation; otherwise its
-            // memory comes back at the next reset, rewind or scope end.
-            if layout.size() != 0 && block.as_ptr() == self.ptr.get() {
+            // memory comes back at the next reset, rewind or scope end. (A
+            // block from before a `replace` may sit right at the end of the
+            // new buffer when the two buffers are adjacent, so the block's
+            // end is checked against this buffer's.)
+            let rounded = round_to_word(layout.size());
+            let newest = block.as_ptr() == self.ptr.get()
+                && self.end.get().addr() - block.as_ptr().addr() >= rounded;
+            if layout.size() != 0 && newest {
                 self.note_high_water();
                 // SAFETY: the block was allocated here with its size rounded to
-                // a word: its rounded end is in the buffer, and word-aligned.
-                let end = unsafe { block.as_ptr().add(round_to_word(layout.size())) };
+                // a word, at the bump pointer: its rounded end is in the
+                // buffer (checked), and word-aligned.
+                let end = unsafe { block.as_ptr().add(rounded) };
                 self.ptr.set(end);
             }
         }

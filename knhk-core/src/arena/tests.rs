@@ -674,6 +674,29 @@ fn allocator_api2_vec_grows_in_the_arena() {
     drop(v);
 }
 
+#[cfg(feature = "allocator-api2")]
+#[test]
+fn a_block_from_before_a_replace_is_not_reclaimed_into_the_new_buffer() {
+    use allocator_api2::alloc::Allocator;
+    // Two adjacent halves: the new buffer ends where the old one's block
+    // starts, so that block's address is the new arena's bump pointer.
+    let mut buf = buffer(128);
+    let (lower, upper) = buf.split_at_mut(64);
+    let arena = Arena::new(upper);
+    let layout = Layout::from_size_align(64, 8).unwrap();
+    let block = (&arena).allocate(layout).unwrap();
+    // SAFETY: no scope is active; `old` is dropped after `arena`.
+    let old = unsafe { arena.replace(Arena::new(lower)) };
+    assert_eq!(block.cast::<u8>().as_ptr(), arena.ptr.get());
+    // SAFETY: the block came from this allocator (before the swap).
+    unsafe { (&arena).deallocate(block.cast(), layout) };
+    assert_eq!((arena.used(), arena.remaining()), (0, 64));
+    assert!(arena.alloc([0_u64; 8]).is_ok());
+    assert!(arena.alloc(0_u64).is_err(), "the new buffer is full");
+    drop(arena);
+    drop(old);
+}
+
 /// One step of the property test.
 #[derive(Clone, Debug)]
 enum Op {

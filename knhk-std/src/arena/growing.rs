@@ -23,7 +23,8 @@ pub const FIRST_CHUNK: usize = 4 * 1024;
 /// drop record (four words).
 const OVERHEAD: usize = 64;
 
-/// A full chunk: a core arena over its own heap buffer.
+/// A chunk out of the active slot: a core arena over its own heap buffer
+/// (a full chunk, or the active one's two parts as they are freed).
 struct Chunk {
     // Declared first, so dropped (with its values) before the buffer.
     arena: core_arena::Arena<'static>,
@@ -37,31 +38,10 @@ struct ChunkRef<'a> {
     buffer: &'a HeapBuffer,
 }
 
-/// `Box::new` that reports a failed allocation as an error instead of
-/// aborting (the boxed values are small; this matters only when memory is
-/// already exhausted). `bytes` is what the error reports as asked for.
-pub(crate) fn try_box<T>(value: T, bytes: usize) -> Result<Box<T>, ArenaError> {
-    let layout = Layout::new::<T>();
-    if layout.size() == 0 {
-        return Ok(Box::new(value));
-    }
-    // SAFETY: the layout is not zero-sized (checked above).
-    let raw = unsafe { std::alloc::alloc(layout) }.cast::<T>();
-    let Some(raw) = NonNull::new(raw) else {
-        return Err(ArenaError::OutOfMemory { bytes });
-    };
-    // SAFETY: `raw` is a fresh allocation with `T`'s layout, which is what
-    // `Box` frees it with, and it is initialised before the `Box` is made.
-    unsafe {
-        raw.as_ptr().write(value);
-        Ok(Box::from_raw(raw.as_ptr()))
-    }
-}
-
 /// A bump arena that owns its memory and grows: when its chunk is full,
 /// it adds one at least twice as large (and large enough for the request),
 /// up to an optional limit. Allocation is the core arena's fast path (one
-/// subtraction and one compare) in the current chunk, whose core arena
+/// subtraction and one compare) in the active chunk, whose core arena
 /// lives inside this struct: no pointer to it is loaded first.
 ///
 /// [`reset`](Self::reset) frees every chunk but one, and that one is sized
@@ -98,11 +78,10 @@ pub(crate) fn try_box<T>(value: T, bytes: usize) -> Result<Box<T>, ArenaError> {
 /// ```
 pub struct GrowingArena {
     /// The core arena of the chunk allocations bump in (the newest), held
-    /// inline: an allocation reads its bump pointer straight from `self`.
-    /// (Through a pointer to a boxed chunk, as before, every allocation
-    /// loaded that pointer first; inline, the report's growth sequence ran
-    /// 8-10% faster in a separate binary, the core arena's own speed.)
-    /// When it is full, `install` swaps in an arena over a new buffer
+    /// inline: an allocation reads its bump pointer straight from `self`,
+    /// with no load of a pointer to a chunk first (what that load cost is
+    /// measured in docs/benchmarks.md, "The active arena inline"). When it
+    /// is full, `install` swaps in an arena over a new buffer
     /// (`Arena::replace`, which works through `&self`: a closure given to
     /// `alloc_with` may grow the arena while the call holds `&active`) and
     /// moves the full one to `full`. The empty arena, over no memory,
@@ -155,7 +134,8 @@ pub struct GrowingArena {
 
 impl GrowingArena {
     /// An empty arena: its first chunk, [`FIRST_CHUNK`] bytes or what the
-    /// first request needs, is allocated by the first allocation. No limit.
+    /// first request needs, is allocated by the first allocation that
+    /// takes memory. No limit.
     pub const fn new() -> GrowingArena {
         GrowingArena {
             active: core_arena::Arena::empty(),
@@ -196,34 +176,36 @@ impl GrowingArena {
     /// it has memory) a full one.
     #[cold]
     fn install(&self, buffer: HeapBuffer) -> Result<&core_arena::Arena<'static>, ArenaError> {
-        // No reference into the vector or the slot is alive: references
+        // No reference into `full` or `active_buffer` is alive: references
         // handed out point into chunk buffers, which do not move with the
-        // chunks; the only other views of the two, `chunk_list`'s, are held
-        // only by methods that never reach this one while they iterate (a
+        // chunks; the only other view of the two, `chunk_list`'s, is held
+        // only by methods that never reach this one while they hold it (a
         // closure given to `alloc_with` or `alloc_slice_fill_with` may grow
         // the arena, but those hold `&active`, a field of neither); the
-        // rest is `&mut self`.
+        // rest is `&mut self`. And nothing below runs user code: the one
+        // arena dropped is the empty one, which holds no values.
         // SAFETY: so these `&mut` are the only references to the two (and
         // the arena is not `Sync`: no other thread is here).
-        let (full, slot) = unsafe { (&mut *self.full.get(), &mut *self.active_buffer.get()) };
-        if slot.is_some() {
+        let (full, active_buffer) =
+            unsafe { (&mut *self.full.get(), &mut *self.active_buffer.get()) };
+        if active_buffer.is_some() {
             // Room for the full chunk first: nothing below fails.
             full.try_reserve(1).map_err(|_| ArenaError::OutOfMemory {
                 bytes: mem::size_of::<Chunk>(),
             })?;
         }
-        // SAFETY: the buffer outlives the arena: it goes into `slot`, and
+        // SAFETY: the buffer outlives the arena: it goes into `active_buffer`, and
         // from there into a `Chunk` with it (whose arena is declared, so
         // dropped, first), or is dropped after it in `free_chunks`. It is
         // the only arena over the buffer, and `'static` bounds the values
         // it takes, as for `HeapArena`.
         let arena = unsafe { buffer.arena() };
-        // SAFETY: no scope of `active` is ever made; the arena it was
-        // (whose buffer the references it handed out point into) goes to
-        // `full`, whose chunks are reset or freed only by `reset(&mut
-        // self)` and drop, when none of those references is alive.
+        // SAFETY: `active` is no scope's arena and no scope of it is ever
+        // made; the arena it was goes to `full`, whose chunks are reset or
+        // freed only by `reset(&mut self)` and drop, each after `active`
+        // has been reset or dropped.
         let was = unsafe { self.active.replace(arena) };
-        match slot.replace(buffer) {
+        match active_buffer.replace(buffer) {
             Some(buffer) => full.push(Chunk { arena: was, buffer }),
             // The empty arena: no memory, so no values.
             None => drop(was),
@@ -256,13 +238,13 @@ impl GrowingArena {
         // reclaimed its pages meanwhile, no page fault. (A spike that
         // recurs every so often is the case: it would otherwise fault in
         // all its memory again each time.) When it cannot serve, it goes.
-        if let Some(parked) = self.retained.take() {
-            if parked.len() >= need && parked.len() <= room {
-                if parked.len() > beside {
+        if let Some(kept) = self.retained.take() {
+            if kept.len() >= need && kept.len() <= room {
+                if kept.len() > beside {
                     drop(self.spare.take());
                 }
                 self.note_used();
-                return self.install(parked);
+                return self.install(kept);
             }
         }
         if spare > 0 && HeapBuffer::layout_within(wanted, beside).is_none() {
@@ -292,7 +274,7 @@ impl GrowingArena {
         self.high_water.set(self.high_water.get().max(self.used()));
     }
 
-    /// Runs `try_alloc` in the current chunk; if that chunk has no room,
+    /// Runs `try_alloc` in the active chunk; if that chunk has no room,
     /// adds one fit for `layout` and runs it there.
     #[inline(always)]
     fn with_room<'s, R>(
@@ -308,7 +290,7 @@ impl GrowingArena {
         Ok(try_alloc(self.grow(layout)?)?)
     }
 
-    /// The current chunk if it surely has room for `layout` (and a drop
+    /// The active chunk if it surely has room for `layout` (and a drop
     /// record), else a new chunk fit for it: for the calls that take a
     /// closure, which must not be lost to a full chunk.
     #[inline(always)]
@@ -525,21 +507,21 @@ impl GrowingArena {
             // target; and within the limit (which may have been lowered
             // since they were kept). A spare that does not serve is freed
             // before anything is allocated.
-            let serves = |parked: &HeapBuffer, room: usize| {
-                parked.len() >= demand && parked.len() / 2 <= bytes && parked.len() <= room
+            let serves = |kept: &HeapBuffer, room: usize| {
+                kept.len() >= demand && kept.len() / 2 <= bytes && kept.len() <= room
             };
-            if let Some(parked) = self.spare.take() {
-                if serves(&parked, self.limit.saturating_sub(self.retained_bytes())) {
-                    let _ = self.install(parked);
+            if let Some(kept) = self.spare.take() {
+                if serves(&kept, self.limit.saturating_sub(self.retained_bytes())) {
+                    let _ = self.install(kept);
                     return;
                 }
             }
-            if let Some(parked) = self.retained.take() {
-                if serves(&parked, self.limit) {
-                    let _ = self.install(parked);
+            if let Some(kept) = self.retained.take() {
+                if serves(&kept, self.limit) {
+                    let _ = self.install(kept);
                     return;
                 }
-                self.retained.set(Some(parked));
+                self.retained.set(Some(kept));
             }
             let room = self.limit.saturating_sub(self.retained_bytes());
             let layout = HeapBuffer::layout_within(bytes, room).or_else(|| {
@@ -577,11 +559,7 @@ impl GrowingArena {
     /// Bytes in use in all chunks (counting rounding, padding and drop
     /// records, as the core arena does).
     pub fn used(&self) -> usize {
-        // SAFETY: as in `chunk_list`.
-        let full = unsafe { &*self.full.get() };
-        // The common case (every reset of a settled arena asks) without
-        // the loop: no full chunk.
-        self.active.used() + full.iter().map(|c| c.arena.used()).sum::<usize>()
+        self.chunk_list().map(|c| c.arena.used()).sum()
     }
 
     /// The most bytes in use at once since the arena was made.
@@ -623,7 +601,7 @@ impl GrowingArena {
     /// The chunks with memory, oldest first: the full ones, then the
     /// active one.
     fn chunk_list(&self) -> impl Iterator<Item = ChunkRef<'_>> {
-        // The vector and the slot are mutated only in `install`, which no
+        // `full` and `active_buffer` are mutated only in `install`, which no
         // caller of this function reaches while iterating (the arena is not
         // `Sync`, and nothing here calls out while the iterator is alive),
         // and by `&mut self` methods.
@@ -643,6 +621,11 @@ impl GrowingArena {
     /// Frees every chunk, newest first (so values drop newest first); with
     /// `retain`, keeps the largest mapped one for reuse (see `free_chunk`).
     /// Leaves the empty arena active.
+    ///
+    /// If a value's `Drop` panics, the chunks not yet freed stay in `full`:
+    /// after a reset they are still held and counted (the next reset frees
+    /// them); as the arena itself drops, the vector drops them while the
+    /// panic unwinds, oldest first (a second panic aborts, as in a `Vec`).
     fn free_chunks(&mut self, retain: bool) {
         let keep = Keep {
             retain,
@@ -680,12 +663,12 @@ impl GrowingArena {
     }
 }
 
-/// The length of the buffer parked in `cell`, 0 if none.
+/// The length of the buffer kept in `cell`, 0 if none.
 fn buffer_len(cell: &Cell<Option<HeapBuffer>>) -> usize {
     // `Cell::take` and back: a `HeapBuffer` is not `Copy`.
-    let parked = cell.take();
-    let bytes = parked.as_ref().map_or(0, HeapBuffer::len);
-    cell.set(parked);
+    let kept = cell.take();
+    let bytes = kept.as_ref().map_or(0, HeapBuffer::len);
+    cell.set(kept);
     bytes
 }
 

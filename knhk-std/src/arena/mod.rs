@@ -13,7 +13,6 @@ use std::cell::{Cell, OnceCell, UnsafeCell};
 
 use knhk_core::arena as core_arena;
 
-pub(crate) use growing::try_box;
 pub use growing::{GrowingArena, FIRST_CHUNK, RESET_HISTORY};
 pub use knhk_core::arena::{Checkpoint, Rejected};
 pub use pages::{huge_pages_enabled, set_huge_pages, HUGE_PAGE};

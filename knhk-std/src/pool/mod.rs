@@ -140,7 +140,7 @@ impl PoolArenas for GrowingArenas {}
 impl Arenas for GrowingArenas {
     fn make(&self) -> Result<NonNull<u8>, ArenaError> {
         let arena = GrowingArena::with_capacity(self.first_chunk)?.with_limit(self.limit);
-        let arena = crate::arena::try_box(arena, size_of::<GrowingArena>())?;
+        let arena = try_box(arena, size_of::<GrowingArena>())?;
         Ok(NonNull::from(Box::leak(arena)).cast())
     }
 
@@ -813,6 +813,27 @@ impl Drop for PooledGrowingArena<'_> {
 impl fmt::Debug for PooledGrowingArena<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&**self, f)
+    }
+}
+
+/// `Box::new` that reports a failed allocation as an error instead of
+/// aborting (the boxed values are small; this matters only when memory is
+/// already exhausted). `bytes` is what the error reports as asked for.
+fn try_box<T>(value: T, bytes: usize) -> Result<Box<T>, ArenaError> {
+    let layout = Layout::new::<T>();
+    if layout.size() == 0 {
+        return Ok(Box::new(value));
+    }
+    // SAFETY: the layout is not zero-sized (checked above).
+    let raw = unsafe { std::alloc::alloc(layout) }.cast::<T>();
+    let Some(raw) = NonNull::new(raw) else {
+        return Err(ArenaError::OutOfMemory { bytes });
+    };
+    // SAFETY: `raw` is a fresh allocation with `T`'s layout, which is what
+    // `Box` frees it with, and it is initialised before the `Box` is made.
+    unsafe {
+        raw.as_ptr().write(value);
+        Ok(Box::from_raw(raw.as_ptr()))
     }
 }
 
