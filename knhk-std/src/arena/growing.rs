@@ -23,8 +23,8 @@ pub const FIRST_CHUNK: usize = 4 * 1024;
 /// drop record (four words).
 const OVERHEAD: usize = 64;
 
-/// A chunk out of the active slot: a core arena over its own heap buffer
-/// (a full chunk, or the active one's two parts as they are freed).
+/// A core arena over its own heap buffer: a full chunk, or the active
+/// one's arena and buffer put together as they are freed.
 struct Chunk {
     // Declared first, so dropped (with its values) before the buffer.
     arena: core_arena::Arena<'static>,
@@ -194,16 +194,16 @@ impl GrowingArena {
                 bytes: mem::size_of::<Chunk>(),
             })?;
         }
-        // SAFETY: the buffer outlives the arena: it goes into `active_buffer`, and
-        // from there into a `Chunk` with it (whose arena is declared, so
-        // dropped, first), or is dropped after it in `free_chunks`. It is
-        // the only arena over the buffer, and `'static` bounds the values
-        // it takes, as for `HeapArena`.
+        // The buffer goes into `active_buffer`, and from there into a
+        // `Chunk` with its arena (declared first, so dropped first), or is
+        // dropped after it in `free_chunks`.
+        // SAFETY: so the buffer outlives the arena, the only one over it;
+        // `'static` bounds the values it takes, as for `HeapArena`.
         let arena = unsafe { buffer.arena() };
-        // SAFETY: `active` is no scope's arena and no scope of it is ever
-        // made; the arena it was goes to `full`, whose chunks are reset or
-        // freed only by `reset(&mut self)` and drop, each after `active`
-        // has been reset or dropped.
+        // The arena `active` was goes to `full`, whose chunks are reset or
+        // freed only by `reset(&mut self)` and drop, each after `active`.
+        // SAFETY: so it outlives `active`'s reset or drop; and `active` is
+        // no scope's arena, nor is a scope of it ever made.
         let was = unsafe { self.active.replace(arena) };
         match active_buffer.replace(buffer) {
             Some(buffer) => full.push(Chunk { arena: was, buffer }),
