@@ -410,6 +410,11 @@ impl<'a> Arena<'a> {
         // SAFETY: `lead + usable <= len`, so both are within (or one past
         // the end of) the caller's allocation.
         let (start, end) = unsafe { (base.add(lead), base.add(lead + usable)) };
+        Arena::between(start, end)
+    }
+
+    /// An empty arena from `start` to `end`, both word-aligned.
+    const fn between(start: *mut u8, end: *mut u8) -> Arena<'a> {
         Arena {
             ptr: Cell::new(end),
             floor: Cell::new(start),
@@ -439,16 +444,7 @@ impl<'a> Arena<'a> {
         // A word-aligned address that is never dereferenced: the arena has
         // no byte to hand out.
         let at = ptr::without_provenance_mut(WORD);
-        Arena {
-            ptr: Cell::new(at),
-            floor: Cell::new(at),
-            base: Cell::new(at),
-            end: Cell::new(at),
-            drops: Cell::new(None),
-            high_water: Cell::new(0),
-            _buffer: PhantomData,
-            _invariant: PhantomData,
-        }
+        Arena::between(at, at)
     }
 
     /// Makes this arena `other`, through a shared reference, and returns

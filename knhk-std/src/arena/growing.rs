@@ -175,7 +175,7 @@ impl GrowingArena {
     /// Makes a chunk over `buffer` the active one, and the active one (if
     /// it has memory) a full one.
     #[cold]
-    fn install(&self, buffer: HeapBuffer) -> Result<&core_arena::Arena<'static>, ArenaError> {
+    fn install(&self, buffer: HeapBuffer) -> Result<(), ArenaError> {
         // No reference into `full` or `active_buffer` is alive: references
         // handed out point into chunk buffers, which do not move with the
         // chunks; the only other view of the two, `chunk_list`'s, is held
@@ -210,7 +210,7 @@ impl GrowingArena {
             // The empty arena: no memory, so no values.
             None => drop(was),
         }
-        Ok(&self.active)
+        Ok(())
     }
 
     /// Adds a chunk for a request of `layout` (plus the core's overhead):
@@ -244,7 +244,8 @@ impl GrowingArena {
                     drop(self.spare.take());
                 }
                 self.note_used();
-                return self.install(kept);
+                self.install(kept)?;
+                return Ok(&self.active);
             }
         }
         if spare > 0 && HeapBuffer::layout_within(wanted, beside).is_none() {
@@ -266,7 +267,8 @@ impl GrowingArena {
             });
         };
         self.note_used();
-        self.install(HeapBuffer::with_layout(chunk)?)
+        self.install(HeapBuffer::with_layout(chunk)?)?;
+        Ok(&self.active)
     }
 
     /// Records the bytes in use, before a chunk is added or freed.
